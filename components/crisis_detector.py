@@ -1,0 +1,168 @@
+"""Deterministic crisis detection: the safety net under the learned `crisis` intent.
+
+A classifier can be unsure about a message like "he's not breathing and his lips are
+blue". This component matches such messages with spaCy's Matcher on lemmas and sets the
+intent to `crisis` with full confidence, whatever the classifiers and the
+FallbackClassifier said before it. It therefore stands last in the NLU pipeline.
+The phrases live in crisis_patterns.yml beside this file, so they ship with the code.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Text
+
+import yaml
+from spacy.language import Language
+from spacy.matcher import Matcher
+from spacy.tokens import Doc
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.constants import SPACY_DOCS
+from rasa.nlu.utils.spacy_utils import SpacyModel, SpacyNLP
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+PATTERNS_FILE = Path(__file__).with_name("crisis_patterns.yml")
+CRISIS_INTENT = "crisis"
+# Added to the parse data so that reviewers can see why a message was escalated.
+DETECTOR_KEY = "crisis_detector"
+ANY_WORD = "?"
+MANY = "<many>"
+UNLESS = "!unless"
+
+
+def _token_specs(alternative: Text, nlp: Language) -> List[Dict[Text, Any]]:
+    """Matcher token specs for one alternative (it may span several spaCy tokens)."""
+    specs: List[Dict[Text, Any]] = []
+    for word in alternative.lower().split("_"):
+        if word == MANY:
+            specs.append({"TEXT": {"REGEX": r"^[1-9][0-9]+$"}})
+        elif word.startswith("="):
+            specs.extend({"LOWER": token.lower_} for token in nlp.make_doc(word[1:]))
+        else:
+            specs.extend({"LEMMA": token.lemma_} for token in nlp(word))
+    return specs
+
+
+def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]:
+    """Turns one line of crisis_patterns.yml into spaCy Matcher patterns.
+
+    Alternatives (`a|b`) may differ in length, so each combination becomes its own
+    Matcher pattern.
+    """
+    slots = []
+    for part in pattern.split():
+        if part == ANY_WORD:
+            slots.append([[{"OP": "?"}]])
+        else:
+            slots.append([_token_specs(alternative, nlp) for alternative in part.split("|")])
+    return [
+        [spec for specs in combination for spec in specs]
+        for combination in itertools.product(*slots)
+    ]
+
+
+class CrisisMatcher:
+    """All crisis patterns compiled for one spaCy vocabulary."""
+
+    def __init__(self, nlp: Language, patterns: Dict[Text, Any]) -> None:
+        self.matcher = Matcher(nlp.vocab)
+        self.categories: Dict[Text, Dict[Text, Any]] = patterns["categories"]
+        self.alone = {phrase.lower() for phrase in patterns.get("alone", [])}
+        for category, parts in self.categories.items():
+            self._add(category, parts.get("any", []), nlp)
+            self._add(category + UNLESS, parts.get("unless", []), nlp)
+            for group, lines in parts.get("all", {}).items():
+                self._add(f"{category}/{group}", lines, nlp)
+
+    def _add(self, label: Text, lines: List[Text], nlp: Language) -> None:
+        if lines:
+            self.matcher.add(label, [p for line in lines for p in compile_pattern(line, nlp)])
+
+    def find(self, doc: Doc) -> Optional[Dict[Text, Text]]:
+        """Returns the category and matched words of the first crisis found, or None."""
+        if doc.text.strip(" .!?\n").lower() in self.alone:
+            return {"category": "alone", "phrase": doc.text.strip()}
+        found: Dict[Text, Text] = {}
+        for match_id, start, end in self.matcher(doc):
+            found.setdefault(doc.vocab.strings[match_id], doc[start:end].text)
+        for category, parts in self.categories.items():
+            if category + UNLESS in found:
+                continue
+            if category in found:
+                return {"category": category, "phrase": found[category]}
+            groups = [found.get(f"{category}/{group}") for group in parts.get("all", {})]
+            if groups and all(groups):
+                return {"category": category, "phrase": " + ".join(groups)}
+        return None
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+    is_trainable=False,
+    model_from="SpacyNLP",
+)
+class CrisisDetector(GraphComponent):
+    """Forces the `crisis` intent when a crisis phrase matches or the model leans to crisis."""
+
+    @staticmethod
+    def required_components() -> List[type]:
+        return [SpacyNLP]
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            # Escalate too when the classifier gives `crisis` at least this confidence,
+            # even if another intent ranked higher.
+            "model_threshold": 0.3,
+        }
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        self.model_threshold = float(config["model_threshold"])
+        self.patterns = yaml.safe_load(PATTERNS_FILE.read_text())
+        self._matcher: Optional[CrisisMatcher] = None
+        self._vocab_id: Optional[int] = None
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> CrisisDetector:
+        return cls(config)
+
+    def matcher_for(self, nlp: Language) -> CrisisMatcher:
+        """Compiles the patterns once per spaCy pipeline (the Matcher needs its vocab)."""
+        if self._matcher is None or self._vocab_id != id(nlp.vocab):
+            self._matcher = CrisisMatcher(nlp, self.patterns)
+            self._vocab_id = id(nlp.vocab)
+        return self._matcher
+
+    def process(self, messages: List[Message], model: SpacyModel) -> List[Message]:
+        matcher = self.matcher_for(model.model)
+        for message in messages:
+            doc = message.get(SPACY_DOCS[TEXT]) or model.model((message.get(TEXT) or "").lower())
+            reason = matcher.find(doc) or self._model_reason(message)
+            if reason:
+                self._force_crisis(message, reason)
+        return messages
+
+    def _model_reason(self, message: Message) -> Optional[Dict[Text, Text]]:
+        for ranked in message.get(INTENT_RANKING_KEY) or []:
+            if ranked.get("name") == CRISIS_INTENT and ranked["confidence"] >= self.model_threshold:
+                return {"category": "classifier", "phrase": f"{ranked['confidence']:.2f}"}
+        return None
+
+    @staticmethod
+    def _force_crisis(message: Message, reason: Dict[Text, Text]) -> None:
+        crisis = {"name": CRISIS_INTENT, "confidence": 1.0}
+        others = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != CRISIS_INTENT]
+        message.set(INTENT, crisis, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [crisis] + others, add_to_output=True)
+        message.set(DETECTOR_KEY, reason, add_to_output=True)

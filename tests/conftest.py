@@ -1,0 +1,173 @@
+"""Shared fixtures: the trained model loaded in-process, and real servers on loopback.
+
+`make test` trains the model first (only when data or config changed), so every test
+here uses the same models/withdrawal-help.tar.gz.
+"""
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Text
+
+import pytest
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "withdrawal-help.tar.gz"
+HELDOUT = ROOT / "tests" / "heldout"
+RESULTS = ROOT / "results"
+BIN = Path(sys.executable).parent
+
+sys.path.insert(0, str(ROOT))
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def domain_responses() -> Dict[Text, List[Dict[Text, Any]]]:
+    """Every response of the domain folder, by name."""
+    responses: Dict[Text, List[Dict[Text, Any]]] = {}
+    for path in sorted((ROOT / "domain").glob("*.yml")):
+        responses.update(load_yaml(path).get("responses") or {})
+    return responses
+
+
+@pytest.fixture(scope="session")
+def responses() -> Dict[Text, List[Dict[Text, Any]]]:
+    return domain_responses()
+
+
+class Bot:
+    """The trained assistant, in-process, with no action server (as if it were down)."""
+
+    def __init__(self) -> None:
+        from rasa.core.agent import Agent
+
+        self.loop = asyncio.new_event_loop()
+        self.agent = Agent.load(str(MODEL))
+
+    def parse(self, text: Text) -> Dict[Text, Any]:
+        return self.loop.run_until_complete(self.agent.parse_message(text))
+
+    def chat(self, *texts: Text) -> List[List[Dict[Text, Any]]]:
+        """Sends the texts in one new conversation; returns the replies to each."""
+        sender = uuid.uuid4().hex
+        return [
+            self.loop.run_until_complete(self.agent.handle_text(text, sender_id=sender))
+            for text in texts
+        ]
+
+
+@pytest.fixture(scope="session")
+def bot() -> Bot:
+    assert MODEL.exists(), "run `make train` first (make test does it)"
+    return Bot()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: Text, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{url} did not come up in {timeout} s")
+
+
+class Servers:
+    """The real action server and Rasa server, on loopback, with their own SQLite store."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.action_port, self.rasa_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.rasa_port}"
+        self.db = workdir / "tracker.db"
+        self.endpoints = workdir / "endpoints.yml"
+        endpoints = load_yaml(ROOT / "endpoints.yml")
+        endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{self.action_port}/webhook"
+        endpoints["tracker_store"]["db"] = str(self.db)
+        self.endpoints.write_text(yaml.safe_dump(endpoints))
+        self.rasa_log = workdir / "rasa.log"
+        self.actions = self._start_actions()
+        self.rasa = self._start_rasa()
+
+    def _spawn(self, args: List[Text], log: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(BIN / "rasa"), *args],
+            cwd=ROOT,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+        )
+
+    def _start_actions(self) -> subprocess.Popen:
+        process = self._spawn(
+            ["run", "actions", "--port", str(self.action_port), "--actions", "actions"],
+            self.workdir / "actions.log",
+        )
+        wait_for(f"http://127.0.0.1:{self.action_port}/health", process)
+        return process
+
+    def _start_rasa(self) -> subprocess.Popen:
+        process = self._spawn(
+            [
+                "run", "--model", str(MODEL), "--endpoints", str(self.endpoints),
+                "--credentials", str(ROOT / "credentials.yml"),
+                "--interface", "127.0.0.1", "--port", str(self.rasa_port),
+            ],
+            self.rasa_log,
+        )
+        wait_for(self.url + "/", process)
+        return process
+
+    def say(self, sender: Text, text: Any, **extra: Any) -> requests.Response:
+        return requests.post(
+            self.url + "/webhooks/rest/webhook",
+            json={"sender": sender, "message": text, **extra},
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        for process in (self.rasa, self.actions):
+            process.terminate()
+        for process in (self.rasa, self.actions):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory):
+    running = Servers(tmp_path_factory.mktemp("servers"))
+    yield running
+    running.stop()
+
+
+def variation(responses, name: Text, **slots: Text) -> Text:
+    """Text of the variation of `name` whose slot conditions are exactly `slots`."""
+    for candidate in responses[name]:
+        condition = {c["name"]: c["value"] for c in candidate.get("condition", [])}
+        if condition == slots:
+            return candidate["text"]
+    raise KeyError(f"{name} has no variation for {slots}")
+
+
+def texts_of(replies: List[Dict[Text, Any]]) -> List[Text]:
+    return [reply.get("text", "") for reply in replies]
