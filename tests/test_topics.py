@@ -7,6 +7,13 @@ from conftest import HELDOUT, RESULTS, load_yaml
 TOPICS = load_yaml(HELDOUT / "topics.yml")["topics"]
 MIN_ACCURACY = 0.90
 MIN_PHRASINGS = 5
+# "What are k-pins?" may get the Klonopin FAQ answer or the clonazepam medication
+# answer: both describe the same medication.
+SAME_ANSWER = {"medication:clonazepam": {"faq/klonopin_what"}}
+
+
+def is_right(expected, predicted):
+    return predicted == expected or predicted in SAME_ANSWER.get(expected, set())
 
 
 def predicted_label(parsed):
@@ -46,6 +53,7 @@ def test_heldout_topic_accuracy(bot):
         for label, phrasings in TOPICS.items()
         for text in phrasings
     ]
+    pairs = [(e, e if is_right(e, p) else p) for e, p in pairs]
     accuracy = sum(e == p for e, p in pairs) / len(pairs)
     f1 = macro_f1(pairs)
     errors = Counter(f"{e} -> {p}" for e, p in pairs if e != p)

@@ -1,0 +1,74 @@
+"""Unit tests of the crisis detector component and its pattern syntax."""
+import pytest
+import spacy
+from rasa.nlu.utils.spacy_utils import SpacyModel
+from rasa.shared.nlu.training_data.message import Message
+
+from components.crisis_detector import CrisisDetector, CrisisMatcher, compile_pattern
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return spacy.load(ROOT / "build" / "spacy-en")
+
+
+def matcher(nlp, categories, alone=()):
+    return CrisisMatcher(nlp, {"categories": categories, "alone": list(alone)})
+
+
+def test_words_match_in_any_form_and_equals_sign_pins_the_form(nlp):
+    assert compile_pattern("kill myself", nlp) == [[{"LEMMA": "kill"}, {"LEMMA": "myself"}]]
+    assert compile_pattern("=overdosed", nlp) == [[{"LOWER": "overdosed"}]]
+
+
+def test_alternatives_of_different_lengths_become_separate_patterns(nlp):
+    patterns = compile_pattern("end my_life|it ?", nlp)
+    assert len(patterns) == 2
+    assert patterns[0][:3] == [{"LEMMA": "end"}, {"LEMMA": "my"}, {"LEMMA": "life"}]
+    assert patterns[1][-1] == {"OP": "?"}
+
+
+def test_any_all_unless_and_alone(nlp):
+    m = matcher(
+        nlp,
+        {
+            "overdose": {"any": ["=overdosed"], "unless": ["years ago"]},
+            "mix": {"all": {"benzo": ["xanax"], "opioid": ["heroin"], "wrong": ["feel weird"]}},
+        },
+        alone=["od"],
+    )
+    assert m.find(nlp("he overdosed"))["category"] == "overdose"
+    assert m.find(nlp("he overdosed two years ago and is sober now")) is None
+    assert m.find(nlp("took xanax and heroin and i feel weird"))["category"] == "mix"
+    assert m.find(nlp("can xanax and heroin kill you")) is None
+    assert m.find(nlp("OD!"))["category"] == "alone"
+    assert m.find(nlp("what does od mean")) is None
+
+
+def detect(nlp, text, intent, confidence, ranking=()):
+    message = Message(data={"text": text})
+    message.set("intent", {"name": intent, "confidence": confidence})
+    message.set("intent_ranking", [{"name": intent, "confidence": confidence}, *ranking])
+    detector = CrisisDetector(CrisisDetector.get_default_config())
+    detector.process([message], SpacyModel(model=nlp, model_name="test"))
+    return message
+
+
+def test_a_crisis_phrase_overrides_a_fallback(nlp):
+    message = detect(nlp, "his breathing is really slow", "nlu_fallback", 0.6)
+    assert message.get("intent") == {"name": "crisis", "confidence": 1.0}
+    assert message.get("intent_ranking")[0]["name"] == "crisis"
+    assert message.get("crisis_detector")["category"] == "breathing"
+
+
+def test_classifier_weight_on_crisis_escalates_too(nlp):
+    message = detect(nlp, "everything feels pointless", "faq", 0.5, [{"name": "crisis", "confidence": 0.4}])
+    assert message.get("intent")["name"] == "crisis"
+    assert message.get("crisis_detector")["category"] == "classifier"
+
+
+def test_ordinary_questions_are_left_alone(nlp):
+    message = detect(nlp, "these cramps are killing me", "faq", 0.9, [{"name": "crisis", "confidence": 0.05}])
+    assert message.get("intent") == {"name": "faq", "confidence": 0.9}
+    assert message.get("crisis_detector") is None
