@@ -31,6 +31,7 @@ CRISIS_INTENT = "crisis"
 # Added to the parse data so that reviewers can see why a message was escalated.
 DETECTOR_KEY = "crisis_detector"
 ANY_WORD = "?"
+NOT = "!"
 MANY = "<many>"
 UNLESS = "!unless"
 
@@ -58,6 +59,8 @@ def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]
     for part in pattern.split():
         if part == ANY_WORD:
             slots.append([[{"OP": "?"}]])
+        elif part.startswith(NOT):
+            slots.append([[{"LOWER": {"NOT_IN": part[1:].lower().split("|")}}]])
         else:
             slots.append([_token_specs(alternative, nlp) for alternative in part.split("|")])
     return [
