@@ -18,7 +18,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run shell test validate lock clean
+.PHONY: help install train run shell test validate evaluate lock clean
 
 help:
 	@echo "make run      install, train if needed, start the assistant (Rasa on 5005, actions on 5055)"
@@ -27,6 +27,7 @@ help:
 	@echo "make train    train a model into $(MODEL)"
 	@echo "make shell    chat with the assistant in this terminal"
 	@echo "make validate check the training data and domain"
+	@echo "make evaluate cross-validation, test stories and held-out scores -> reports/summary.md"
 
 install: $(VENV)/.installed build/.ready
 
@@ -48,6 +49,9 @@ $(MODEL): $(VENV)/.installed build/.ready $(DATA)
 validate: install
 	$(RASA) data validate --domain domain --fail-on-warnings
 
+evaluate: install $(MODEL)
+	$(BIN)/python scripts/evaluate.py
+
 run: install $(MODEL)
 	@bash scripts/run.sh
 
@@ -56,6 +60,10 @@ shell: install $(MODEL)
 
 test: install $(MODEL)
 	$(BIN)/python -m pytest tests
+
+# Review stored conversations, e.g. make review ARGS='list --flag fallback'.
+review: install
+	$(BIN)/python -m tools.review $(ARGS)
 
 # Re-pin every package after editing requirements.in.
 lock:

@@ -19,7 +19,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "withdrawal-help.tar.gz"
-HELDOUT = ROOT / "tests" / "heldout"
 RESULTS = ROOT / "results"
 BIN = Path(sys.executable).parent
 

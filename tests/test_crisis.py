@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from conftest import HELDOUT, RESULTS, load_yaml, texts_of, variation
+from conftest import RESULTS, texts_of, variation
+from tools import heldout
 
-CRISIS_MESSAGES = load_yaml(HELDOUT / "crisis.yml")["messages"] + load_yaml(HELDOUT / "crisis_hard.yml")["messages"]
-NON_CRISIS = [m["text"] for m in load_yaml(HELDOUT / "non_crisis.yml")["messages"]]
-NEAR_MISSES = load_yaml(HELDOUT / "near_misses.yml")["messages"]
+CRISIS_MESSAGES = heldout.crisis_messages()
+NON_CRISIS = heldout.non_crisis_messages()
+NEAR_MISSES = heldout.near_misses()
 MAX_FALSE_ALARM_RATE = 0.02
 # Near misses are built to be confusable (a question about suicide hotlines, a past
 # overdose, "not suicidal"); an extra safety message there is cheap, a missed crisis

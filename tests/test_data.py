@@ -4,9 +4,11 @@ import subprocess
 from collections import defaultdict
 
 import pytest
+import textstat
 from rasa.shared.nlu.training_data.loading import load_data
 
-from conftest import BIN, HELDOUT, ROOT, load_yaml
+from conftest import BIN, ROOT
+from tools import heldout
 
 MIN_EXAMPLES = 25
 FAQ_TOPICS = {
@@ -23,6 +25,8 @@ DOSING = re.compile(
     r"|\b(take|taking|use) (klonopin|clonazepam|benzos?)\b",
     re.IGNORECASE,
 )
+# About an 8th-grade reading level (Flesch-Kincaid), with a little room.
+MAX_READING_GRADE = 9.0
 SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
@@ -72,12 +76,9 @@ def test_no_example_appears_under_two_intents(nlu):
 
 def test_heldout_phrasings_are_not_in_the_training_data(nlu):
     training = {normalise(example.get("text")) for example in nlu.intent_examples}
-    heldout = load_yaml(HELDOUT / "crisis.yml")["messages"]
-    heldout += load_yaml(HELDOUT / "crisis_hard.yml")["messages"]
-    heldout += load_yaml(HELDOUT / "near_misses.yml")["messages"]
-    heldout += [m["text"] for m in load_yaml(HELDOUT / "non_crisis.yml")["messages"]]
-    heldout += [t for texts in load_yaml(HELDOUT / "topics.yml")["topics"].values() for t in texts]
-    assert [text for text in heldout if normalise(text) in training] == []
+    texts = heldout.crisis_messages() + heldout.non_crisis_messages() + heldout.near_misses()
+    texts += [t for phrasings in heldout.topics().values() for t in phrasings]
+    assert [text for text in texts if normalise(text) in training] == []
 
 
 def all_variations(responses):
@@ -92,6 +93,15 @@ def test_answers_are_short_plain_and_name_their_source(responses):
         if name.startswith(("utter_faq/", "utter_medication_info")):
             assert 2 <= sentences <= 4, (name, variation["text"])
         assert variation.get("metadata", {}).get("source"), name
+
+
+def test_answers_are_easy_to_read(responses):
+    too_hard = {
+        name: round(textstat.flesch_kincaid_grade(v["text"]), 1)
+        for name, v in all_variations(responses)
+        if textstat.flesch_kincaid_grade(v["text"]) > MAX_READING_GRADE
+    }
+    assert too_hard == {}
 
 
 def test_no_answer_gives_dosing_instructions(responses):

@@ -1,0 +1,62 @@
+"""Scoring on the held-out phrasings in tests/heldout/, shared by the tests and `make evaluate`."""
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Text, Tuple
+
+import yaml
+
+HELDOUT = Path(__file__).resolve().parent.parent / "tests" / "heldout"
+# "What are k-pins?" may get the Klonopin FAQ answer or the clonazepam medication
+# answer: both describe the same medication.
+SAME_ANSWER = {"medication:clonazepam": {"faq/klonopin_what"}}
+
+
+def load(name: Text) -> Any:
+    return yaml.safe_load((HELDOUT / name).read_text())
+
+
+def crisis_messages() -> List[Text]:
+    return load("crisis.yml")["messages"] + load("crisis_hard.yml")["messages"]
+
+
+def non_crisis_messages() -> List[Text]:
+    return [m["text"] for m in load("non_crisis.yml")["messages"]]
+
+
+def near_misses() -> List[Text]:
+    return load("near_misses.yml")["messages"]
+
+
+def topics() -> Dict[Text, List[Text]]:
+    return load("topics.yml")["topics"]
+
+
+def predicted_label(parsed: Dict[Text, Any]) -> Text:
+    """The answer the assistant would give, in the label format of topics.yml."""
+    intent = parsed["intent"]["name"]
+    if intent == "faq":
+        return parsed["response_selector"]["faq"]["response"]["intent_response_key"]
+    if intent == "ask_medication":
+        names = [e["value"] for e in parsed["entities"] if e["entity"] == "medication"]
+        return f"medication:{names[-1]}" if names else "medication:none"
+    return intent
+
+
+def scored(pairs: Iterable[Tuple[Text, Text]]) -> List[Tuple[Text, Text]]:
+    """(expected, predicted) pairs, with equivalent answers counted as right."""
+    return [(e, e if p in SAME_ANSWER.get(e, set()) else p) for e, p in pairs]
+
+
+def accuracy(pairs: List[Tuple[Text, Text]]) -> float:
+    return sum(e == p for e, p in pairs) / len(pairs)
+
+
+def macro_f1(pairs: List[Tuple[Text, Text]]) -> float:
+    scores = []
+    for label in {expected for expected, _ in pairs}:
+        tp = sum(1 for e, p in pairs if e == label and p == label)
+        fp = sum(1 for e, p in pairs if e != label and p == label)
+        fn = sum(1 for e, p in pairs if e == label and p != label)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return sum(scores) / len(scores)
