@@ -1,0 +1,263 @@
+"""Review stored conversations: list, read, export for labelling, import labels, turn
+into test stories, purge. Run `python -m tools.review --help` (or `make review ARGS=...`).
+
+Conversations are read through Rasa's own tracker store, built from an endpoints file
+exactly as the Rasa server builds it. User text is masked (tools/privacy.py) wherever it
+leaves the store.
+"""
+import argparse
+import logging
+import os
+import sys
+import warnings
+from datetime import date, datetime
+from pathlib import Path
+from typing import List, Optional
+
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+
+import yaml  # noqa: E402
+from rasa.shared.core.events import UserUttered  # noqa: E402
+
+from tools.conversations import (  # noqa: E402
+    FLAGS, ROOT, Conversation, ReviewError, load_conversations, load_tracker, open_store,
+    purge, summarise,
+)
+from tools.privacy import mask  # noqa: E402
+
+DEFAULT_THRESHOLD = 0.6
+EXPORT_HEADER = """\
+# Messages the assistant did not understand well, for a trainer to label.
+# Fill `intent` with an intent of the domain (e.g. greet) or faq/<topic>, leave it ""
+# to skip an item, then run: python -m tools.review import THIS_FILE
+"""
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """One line per conversation: sender, first message date, user turns, flags."""
+    shown = 0
+    for conversation in load_conversations(open_store(args.endpoints)):
+        flags = conversation.flags(args.threshold)
+        if args.since and conversation.day < args.since:
+            continue
+        if args.until and conversation.day > args.until:
+            continue
+        if not set(args.flag or []) <= set(flags):
+            continue
+        print(f"{conversation.sender}\t{conversation.day}\t{_turns(conversation)}"
+              f"\t{','.join(flags) or '-'}")
+        shown += 1
+    if not shown:
+        print("no conversations match", file=sys.stderr)
+    return 0
+
+
+def transcript(conversation: Conversation, threshold: float) -> str:
+    """The conversation as a reviewer reads it.
+
+    User text is masked; bot text is not, as it comes from the domain's responses.
+    """
+    lines = [
+        f"conversation {conversation.sender}, started {_when(conversation.started)}, "
+        f"{_turns(conversation)}, flags: {', '.join(conversation.flags(threshold)) or '-'}"
+    ]
+    for turn in conversation.turns:
+        topic = f" -> {turn.response_key}" if turn.response_key else ""
+        if turn.intent == "nlu_fallback":
+            topic = f", best guess {turn.best_guess[0]} ({turn.best_guess[1]:.2f})"
+        lines += [
+            "",
+            f"[{_when(turn.timestamp)}] user: {mask(turn.text)}",
+            f"    intent: {turn.intent} ({turn.confidence:.2f}){topic}",
+        ]
+        lines += [f"    bot: {reply}" for reply in turn.replies]
+    return "\n".join(lines)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    print(transcript(summarise(load_tracker(open_store(args.endpoints), args.sender)), args.threshold))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Low-confidence and fallback messages, masked, once each, for labelling."""
+    items, seen = [], set()
+    for conversation in load_conversations(open_store(args.endpoints)):
+        for turn in conversation.turns:
+            text = mask(turn.text)
+            if turn.unsure(args.threshold) and text.strip() and text not in seen:
+                seen.add(text)
+                predicted, confidence = turn.best_guess
+                items.append({"sender": conversation.sender, "text": text, "predicted": predicted,
+                              "confidence": round(confidence, 3), "intent": ""})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(EXPORT_HEADER + yaml.safe_dump(items, sort_keys=False, allow_unicode=True, width=1000),
+                        encoding="utf-8")
+    print(f"wrote {len(items)} messages to review to {args.out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Adds labelled items to the training data, refusing unknown intents and duplicates."""
+    from rasa.shared.core.domain import Domain
+
+    from tools.training_data import NluData, validate
+
+    items = yaml.safe_load(args.file.read_text(encoding="utf-8")) or []
+    if not isinstance(items, list):
+        raise ReviewError(f"{args.file} should hold a list of items")
+    data = NluData.load(args.data_dir, Domain.load(str(ROOT / "domain")))
+    added = refused = 0
+    for item in items:
+        if not isinstance(item, dict):
+            raise ReviewError(f"{args.file}: every item should be a mapping, not {item!r}")
+        intent, text = str(item.get("intent") or "").strip(), str(item.get("text") or "").strip()
+        if not intent:
+            continue
+        reason = data.refusal(text, intent)
+        if reason:
+            refused += 1
+            print(f"refused: {text!r} -> {intent}: {reason}")
+            continue
+        path = data.add(text, intent)
+        added += 1
+        print(f"added: {text!r} -> {intent} in {_relative(path)}")
+    print(f"{added} added, {refused} refused")
+    if not added:
+        return 0
+    result = validate(args.data_dir)
+    if result.returncode != 0:
+        print(f"rasa data validate FAILED (exit {result.returncode}):")
+        print("\n".join((result.stdout + result.stderr).splitlines()[-40:]))
+        return 1
+    print("rasa data validate passed")
+    return 0
+
+
+def cmd_story(args: argparse.Namespace) -> int:
+    """Writes the conversation as an end-to-end test story with Rasa's YAML writer."""
+    from rasa.shared.core.training_data.story_writer.yaml_story_writer import YAMLStoryWriter
+
+    tracker = load_tracker(open_store(args.endpoints), args.sender)
+    masked = 0
+    for event in tracker.events:
+        if isinstance(event, UserUttered) and event.text and mask(event.text) != event.text:
+            _mask_event(event)
+            masked += 1
+    story = tracker.export_stories(YAMLStoryWriter(), e2e=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(story.rstrip("\n") + "\n", encoding="utf-8")
+    print(f"wrote test story {args.sender!r} to {args.out}")
+    if masked:
+        print(f"note: personal data masked in {masked} user message(s); the masked text may be "
+              f"understood differently when the story is replayed")
+    return 0
+
+
+def _mask_event(event: UserUttered) -> None:
+    """Masks a user message, moving entity positions to the masked text (or dropping them)."""
+    original, text = event.text or "", mask(event.text or "")
+    entities = []
+    for entity in event.entities:
+        value = original[entity["start"]:entity["end"]]
+        at = text.find(value)
+        if value and at >= 0:
+            entities.append({**entity, "start": at, "end": at + len(value)})
+    event.text, event.entities = text, entities
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    if args.older_than < 0:
+        raise ReviewError("--older-than must be 0 days or more")
+    count = purge(open_store(args.endpoints), args.older_than)
+    print(f"purged {count} conversations older than {args.older_than:g} days")
+    return 0
+
+
+def _turns(conversation: Conversation) -> str:
+    count = len(conversation.turns)
+    return f"{count} user turn{'' if count == 1 else 's'}"
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python -m tools.review",
+        description="Review the assistant's stored conversations. User text is masked "
+                    "(phone numbers, e-mail addresses, names).",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, store: bool = True, threshold: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        if store:
+            sub.add_argument("--endpoints", type=Path, default=ROOT / "endpoints.yml",
+                             help="endpoints file whose tracker_store holds the conversations "
+                                  "(default: endpoints.yml)")
+        if threshold:
+            sub.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                             help=f"intent confidence below this is low_confidence (default {DEFAULT_THRESHOLD})")
+        return sub
+
+    sub = command("list", "one line per conversation: sender, first message date, user turns, flags",
+                  threshold=True)
+    sub.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                     help="first message on or after this day")
+    sub.add_argument("--until", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                     help="first message on or before this day")
+    sub.add_argument("--flag", choices=FLAGS, action="append",
+                     help="only conversations with this flag (repeat to require several)")
+    sub.set_defaults(run=cmd_list)
+
+    sub = command("show", "readable transcript of one conversation", threshold=True)
+    sub.add_argument("sender", help="sender id, as `list` prints it")
+    sub.set_defaults(run=cmd_show)
+
+    sub = command("export", "write low-confidence and fallback messages to a YAML file to label",
+                  threshold=True)
+    sub.add_argument("--out", type=Path, required=True, metavar="FILE.yml")
+    sub.set_defaults(run=cmd_export)
+
+    sub = command("import", "add the labelled items of an export file to the training data "
+                            "and validate it", store=False)
+    sub.add_argument("file", type=Path, metavar="FILE.yml")
+    sub.add_argument("--data-dir", type=Path, default=ROOT / "data" / "nlu",
+                     help="NLU data folder to add to (default: data/nlu)")
+    sub.set_defaults(run=cmd_import)
+
+    sub = command("story", "write one conversation as a test story for `rasa test core`")
+    sub.add_argument("sender")
+    sub.add_argument("--out", type=Path, required=True, metavar="tests/conversations/NAME.yml")
+    sub.set_defaults(run=cmd_story)
+
+    sub = command("purge", "delete conversations whose latest event is older than DAYS days")
+    sub.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    sub.set_defaults(run=cmd_purge)
+    return top
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    # Rasa's deprecation notes are for its developers, not for reviewers.
+    warnings.filterwarnings("ignore")
+    logging.getLogger("rasa").setLevel(logging.ERROR)
+    try:
+        return args.run(args)
+    except ReviewError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
