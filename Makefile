@@ -37,7 +37,7 @@ $(VENV)/.installed: requirements.lock
 	@touch $@
 
 # The spaCy pipeline and the checked sentence-model weights that config.yml points to.
-build/.ready: $(VENV)/.installed scripts/prepare_models.py data/nlu/medication.yml data/nlu/loved_one.yml components/crisis_patterns.yml
+build/.ready: $(VENV)/.installed scripts/prepare_models.py data/nlu/medication.yml data/nlu/loved_one.yml
 	$(BIN)/python scripts/prepare_models.py
 	@touch $@
 

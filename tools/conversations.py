@@ -14,6 +14,8 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, 
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import read_endpoint_config
 
+from tools.heldout import response_key
+
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ("fallback", "crisis", "low_confidence", "not_helpful")
 FALLBACK_INTENT = "nlu_fallback"
@@ -97,12 +99,6 @@ class Conversation:
         return [flag for flag in FLAGS if found[flag]]
 
 
-def _response_key(parse: Dict[str, Any], intent: str) -> Optional[str]:
-    """faq/<topic> that the ResponseSelector chose, when `intent` is a retrieval intent."""
-    selector = parse.get("response_selector", {}).get(intent, {})
-    return selector.get("response", {}).get("intent_response_key")
-
-
 def _turn(event: UserUttered, previous_action: Optional[str]) -> Turn:
     parse: Dict[str, Any] = event.parse_data or {}
     intent = event.intent_name or ""
@@ -113,8 +109,8 @@ def _turn(event: UserUttered, previous_action: Optional[str]) -> Turn:
         text=event.text or "",
         intent=intent,
         confidence=float(event.intent.get("confidence") or 0.0),
-        response_key=_response_key(parse, intent),
-        best_guess=(_response_key(parse, guess) or guess, guess_confidence),
+        response_key=response_key(parse, intent),
+        best_guess=(response_key(parse, guess) or guess, guess_confidence),
         previous_action=previous_action,
     )
 

@@ -1,6 +1,6 @@
 """Scoring on the held-out phrasings in tests/heldout/, shared by the tests and `make evaluate`."""
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Text, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Text, Tuple
 
 import yaml
 
@@ -30,11 +30,17 @@ def topics() -> Dict[Text, List[Text]]:
     return load("topics.yml")["topics"]
 
 
+def response_key(parsed: Dict[Text, Any], intent: Text = "faq") -> Optional[Text]:
+    """The faq/<topic> the ResponseSelector chose for a retrieval intent, if any."""
+    selected = parsed.get("response_selector", {}).get(intent, {})
+    return selected.get("response", {}).get("intent_response_key")
+
+
 def predicted_label(parsed: Dict[Text, Any]) -> Text:
     """The answer the assistant would give, in the label format of topics.yml."""
     intent = parsed["intent"]["name"]
     if intent == "faq":
-        return parsed["response_selector"]["faq"]["response"]["intent_response_key"]
+        return response_key(parsed)
     if intent == "ask_medication":
         names = [e["value"] for e in parsed["entities"] if e["entity"] == "medication"]
         return f"medication:{names[-1]}" if names else "medication:none"
