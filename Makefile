@@ -29,7 +29,12 @@ help:
 	@echo "make validate check the training data and domain"
 	@echo "make evaluate cross-validation, test stories and held-out scores -> reports/summary.md"
 
-install: $(VENV)/.installed build/.ready
+install: build/.system $(VENV)/.installed build/.ready
+
+# Debian packages from system-packages.txt (browser, databases, proxy for the tests).
+build/.system: system-packages.txt scripts/install_system_packages.sh
+	bash scripts/install_system_packages.sh
+	@mkdir -p build && touch $@
 
 $(VENV)/.installed: requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
