@@ -1,0 +1,118 @@
+"""The load generator: simulated users chatting with a Rasa server over its REST channel.
+
+Runs as its own process (`python -m bench.load URL SCENARIO`), so the client's work
+never shares a CPU budget with the server it measures. Prints one JSON object.
+"""
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from typing import Any, Dict, List, Text
+
+import aiohttp
+
+# A realistic six-turn conversation for each bot; users take turns at the variants.
+CONVERSATIONS = {
+    "assistant": [
+        ["hi", "hello there", "hey"],
+        ["what are the symptoms of opiate withdrawal", "what does withdrawal feel like",
+         "how will i feel when i stop using"],
+        ["is it safe to take klonopin for withdrawal", "can i use clonazepam to get through detox",
+         "should i take benzos while i come off opioids"],
+        ["tell me about methadone", "what is buprenorphine", "what is suboxone"],
+        ["thank you", "thanks a lot", "that helps, thanks"],
+        ["bye", "goodbye", "see you later"],
+    ],
+    "stock": [
+        ["hi", "hello there", "hey"],
+        ["i am sad", "I am feeling very sad", "I'm unhappy"],
+        ["yes", "yes please", "of course"],
+        ["are you a bot?", "am I talking to a human?", "are you a robot?"],
+        ["great", "I am feeling good", "perfect"],
+        ["bye", "goodbye", "see you later"],
+    ],
+}
+TIMEOUT = aiohttp.ClientTimeout(total=60)
+
+
+class Errors(Exception):
+    """A request failed or came back without a reply."""
+
+
+async def send(session: aiohttp.ClientSession, url: Text, sender: Text, text: Text) -> float:
+    """Sends one message; returns the seconds until the full reply arrived."""
+    start = time.perf_counter()
+    async with session.post(url, json={"sender": sender, "message": text}) as response:
+        body = await response.json(content_type=None)
+        if response.status != 200 or not body:
+            raise Errors(f"{response.status} {body!r} for {text!r}")
+    return time.perf_counter() - start
+
+
+async def converse(session, url, bot: Text, user: int, conversations: int) -> List[float]:
+    """One user holding `conversations` fresh six-turn conversations, one after another."""
+    latencies = []
+    for number in range(conversations):
+        sender = uuid.uuid4().hex
+        for turn in CONVERSATIONS[bot]:
+            latencies.append(await send(session, url, sender, turn[(user + number) % len(turn)]))
+    return latencies
+
+
+async def concurrent(url: Text, bot: Text, users: int, conversations: int) -> Dict[Text, Any]:
+    """`users` users at once; throughput counts every message over the whole wall time."""
+    connector = aiohttp.TCPConnector(limit=users)
+    async with aiohttp.ClientSession(timeout=TIMEOUT, connector=connector) as session:
+        start = time.perf_counter()
+        results = await asyncio.gather(
+            *(converse(session, url, bot, user, conversations) for user in range(users)),
+            return_exceptions=True,
+        )
+        wall = time.perf_counter() - start
+    errors = [repr(result) for result in results if isinstance(result, BaseException)]
+    latencies = [value for result in results if isinstance(result, list) for value in result]
+    return {"users": users, "messages": len(latencies), "errors": errors, "wall_s": wall,
+            "throughput": len(latencies) / wall, **percentiles(latencies)}
+
+
+async def long_conversation(url: Text, bot: Text, turns: int, repeats: int) -> Dict[Text, Any]:
+    """Latency at each turn of `repeats` conversations, each `turns` messages long."""
+    by_turn: List[List[float]] = [[] for _ in range(turns)]
+    flat = [text for turn in CONVERSATIONS[bot][1:5] for text in turn]
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        for _ in range(repeats):
+            sender = uuid.uuid4().hex
+            for turn in range(turns):
+                by_turn[turn].append(await send(session, url, sender, flat[turn % len(flat)]))
+    return {"latency_by_turn_ms": [[1000 * v for v in values] for values in by_turn]}
+
+
+def percentiles(latencies: List[float]) -> Dict[Text, float]:
+    ordered = sorted(latencies) or [float("nan")]
+
+    def at(fraction: float) -> float:
+        return 1000 * ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("url", help="the server's REST webhook URL")
+    parser.add_argument("bot", choices=sorted(CONVERSATIONS))
+    parser.add_argument("--users", type=int, default=1)
+    parser.add_argument("--conversations", type=int, default=1, help="per user")
+    parser.add_argument("--long", type=int, default=0, help="turns of one long conversation")
+    parser.add_argument("--repeats", type=int, default=1, help="long conversations to hold")
+    args = parser.parse_args()
+    if args.long:
+        result = asyncio.run(long_conversation(args.url, args.bot, args.long, args.repeats))
+    else:
+        result = asyncio.run(concurrent(args.url, args.bot, args.users, args.conversations))
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
