@@ -1,0 +1,150 @@
+"""Rasa's SQL tracker store, with a reply cost that does not grow with the conversation.
+
+Rasa's SQLTrackerStore reads and decodes every event of a conversation for every
+message, and the dialogue policies then rebuild the state of every past turn, so
+turn 100 of a conversation costs several times turn 1. This store keeps everything
+the stock one writes, row for row, and changes two things on the way back:
+
+- the last tracker of each recent conversation stays in memory, and is used as long
+  as the database holds exactly the events it knows (a row count per message checks
+  it, so several replicas sharing one database stay correct);
+- the tracker handed to Rasa holds only the recent turns (at least `recent_events`
+  events, cut just before a user message), preceded by `SlotSet` events that carry
+  the slot values of the cut. The policies look at the last few turns only
+  (`max_history`, rules of one or two turns), so their predictions do not change.
+
+The full conversation stays in the database: `retrieve_full_tracker` (the review
+tools, Rasa's HTTP API with all events) reads it as before.
+
+With SQLite it also switches the database to write-ahead logging with `synchronous =
+NORMAL`: one small write per message instead of several flushes to disk. A crash of
+the server loses nothing; a power cut can lose the last messages, never corrupt the
+file (https://www.sqlite.org/wal.html).
+"""
+import itertools
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterator, List, Optional, Text
+
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy import event as sqlalchemy_event
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Saved:
+    """Kept on each tracker this store hands out: what of it is in the database."""
+
+    rows: int  # rows in the database for the current session
+    length: int  # len(tracker.events) at the time
+
+
+BOOKKEEPING = "_saved_in_sql"
+
+
+def _saved(tracker: DialogueStateTracker) -> Optional[_Saved]:
+    return getattr(tracker, BOOKKEEPING, None)
+
+
+def _new_events(tracker: DialogueStateTracker, saved: _Saved) -> List[Event]:
+    return list(itertools.islice(tracker.events, saved.length, None))
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class CachedSQLTrackerStore(SQLTrackerStore):
+    """SQLTrackerStore that keeps recent trackers in memory, trimmed to recent turns."""
+
+    def __init__(self, *args: Any, recent_events: int = 40, cache_size: int = 2000, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.recent_events = int(recent_events)
+        self.cache_size = int(cache_size)
+        self._cache: "OrderedDict[Text, DialogueStateTracker]" = OrderedDict()
+        if self.engine.dialect.name == "sqlite":
+            sqlalchemy_event.listen(self.engine, "connect", _sqlite_pragmas)
+            self.engine.dispose()  # connections opened so far reconnect with the pragmas
+
+    def _stored_count(self, session: Any, sender_id: Text) -> int:
+        return self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
+
+    async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        with self.session_scope() as session:
+            rows = self._stored_count(session, sender_id)
+        tracker = self._cache.get(sender_id)
+        saved = _saved(tracker) if tracker else None
+        if saved is None or saved.rows != rows or len(tracker.events) != saved.length:
+            tracker = await super().retrieve(sender_id)
+            if tracker is None:
+                self._cache.pop(sender_id, None)
+                return None
+            self._trim(tracker)
+            setattr(tracker, BOOKKEEPING, _Saved(rows, len(tracker.events)))
+            self._cache[sender_id] = tracker
+        self._cache.move_to_end(sender_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return tracker
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
+        saved = _saved(tracker)
+        if saved is None:  # a tracker Rasa built itself (a new conversation): stock rule
+            return super()._additional_events(session, tracker)
+        if self._stored_count(session, tracker.sender_id) != saved.rows:
+            logger.error(
+                "Conversation %s changed in the database while a message was handled; "
+                "appending this message's events after the others.", tracker.sender_id
+            )
+        return iter(_new_events(tracker, saved))
+
+    async def stream_events(self, tracker: DialogueStateTracker) -> None:
+        saved = _saved(tracker)
+        if saved is None or self.event_broker is None:
+            return await super().stream_events(tracker)
+        await self._stream_new_events(self.event_broker, _new_events(tracker, saved), tracker.sender_id)
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        saved = _saved(tracker)
+        await super().save(tracker)
+        if saved is None:
+            self._cache.pop(tracker.sender_id, None)  # read back once, then cached
+            return
+        saved.rows += len(_new_events(tracker, saved))
+        self._trim(tracker)
+        saved.length = len(tracker.events)
+
+    def _trim(self, tracker: DialogueStateTracker) -> None:
+        """Keeps the recent turns, in place; slot values of the cut become SlotSet events."""
+        events = list(tracker.events)
+        if len(events) <= 2 * self.recent_events:
+            return
+        # Cut at the `action_listen` that precedes a user message.
+        cut = next(
+            (
+                index
+                for index in range(len(events) - self.recent_events, 0, -1)
+                if isinstance(events[index + 1], UserUttered)
+                and isinstance(events[index], ActionExecuted)
+                and events[index].action_name == ACTION_LISTEN_NAME
+            ),
+            None,
+        )
+        if cut is None:
+            return
+        before = DialogueStateTracker.from_events(tracker.sender_id, events[:cut], tracker.slots.values())
+        carried = [
+            SlotSet(slot.name, slot.value, timestamp=events[cut].timestamp)
+            for slot in before.slots.values()
+            if slot.value != slot.initial_value
+        ]
+        tracker.events.clear()
+        tracker.events.extend(carried + events[cut:])

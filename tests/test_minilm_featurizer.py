@@ -1,0 +1,63 @@
+"""The ONNX Runtime featurizer gives the same features as Rasa's TensorFlow one."""
+from typing import List, Text
+
+import numpy as np
+import pytest
+from rasa.engine.graph import ExecutionContext
+from rasa.nlu.featurizers.dense_featurizer.lm_featurizer import LanguageModelFeaturizer
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.minilm_featurizer import MiniLMFeaturizer
+from conftest import ROOT
+
+CONFIG = {"model_name": "bert", "model_weights": str(ROOT / "build" / "minilm")}
+TEXTS = [
+    "what are the symptoms of opiate withdrawal",
+    "is it safe to take klonopin (clonazepam) to get through detox??",
+    "hi",
+    "my son uses k-pins and can't sleep, what should we do about the shakes and sweating",
+    "¿dónde puedo encontrar ayuda? 🙏",
+]
+
+
+def featurizer(cls: type) -> LanguageModelFeaturizer:
+    context = ExecutionContext(graph_schema=None, node_name=cls.__name__)
+    return cls({**cls.get_default_config(), **CONFIG}, context)
+
+
+def tokenized(texts: List[Text]) -> List[Message]:
+    messages = [Message(data={TEXT: text}) for text in texts]
+    WhitespaceTokenizer(WhitespaceTokenizer.get_default_config()).process(messages)
+    return messages
+
+
+def features(message: Message) -> np.ndarray:
+    sequence, sentence = message.get_dense_features(TEXT)
+    return np.concatenate([sequence.features, sentence.features])
+
+
+@pytest.fixture(scope="module")
+def featurizers():
+    return featurizer(LanguageModelFeaturizer), featurizer(MiniLMFeaturizer)
+
+
+def test_one_message_at_a_time_matches_tensorflow(featurizers):
+    stock, ours = featurizers
+    for text in TEXTS:
+        expected, actual = (features(f.process(tokenized([text]))[0]) for f in (stock, ours))
+        assert actual.shape == expected.shape
+        np.testing.assert_allclose(actual, expected, atol=1e-4, err_msg=text)
+
+
+def test_padded_training_batches_match_tensorflow(featurizers):
+    """Training featurizes padded batches; padding must not change any vector."""
+    batches = []
+    for f in featurizers:
+        data = TrainingData(training_examples=tokenized(TEXTS))
+        f.process_training_data(data)
+        batches.append([features(message) for message in data.training_examples])
+    for expected, actual, text in zip(*batches, TEXTS):
+        np.testing.assert_allclose(actual, expected, atol=1e-4, err_msg=text)
