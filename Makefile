@@ -41,8 +41,9 @@ $(VENV)/.installed: requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
 	@touch $@
 
-# The spaCy pipeline and the checked sentence-model weights that config.yml points to.
-build/.ready: $(VENV)/.installed scripts/prepare_models.py data/nlu/medication.yml data/nlu/loved_one.yml
+# The spaCy pipeline and the checked sentence-model weights (and their ONNX graph) that
+# config.yml points to.
+build/.ready: $(VENV)/.installed scripts/prepare_models.py components/minilm_featurizer.py data/nlu/medication.yml data/nlu/loved_one.yml
 	$(BIN)/python scripts/prepare_models.py
 	@touch $@
 

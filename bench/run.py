@@ -49,6 +49,7 @@ class Bot:
     train_command: List[Text]
     endpoints: Dict[Text, Any]
     credentials: Path
+    env: Dict[Text, Text] = field(default_factory=dict)  # on top of os.environ
     results: Dict[Text, Any] = field(default_factory=dict)
 
 
@@ -104,7 +105,7 @@ def serve_and_measure(bot: Bot, workdir: Path) -> None:
     server = subprocess.Popen(
         rasa("run", "--model", str(bot.model), "--endpoints", str(endpoints_file),
              "--credentials", str(bot.credentials), "--interface", "127.0.0.1", "--port", str(rasa_port)),
-        cwd=bot.project, stdout=logs[1], stderr=subprocess.STDOUT)
+        cwd=bot.project, stdout=logs[1], stderr=subprocess.STDOUT, env={**os.environ, **bot.env})
     try:
         wait_for(f"http://127.0.0.1:{action_port}/health", actions)
         wait_for(f"http://127.0.0.1:{rasa_port}/", server)
@@ -158,13 +159,20 @@ def stock_bot(workdir: Path) -> Bot:
 def assistant_bot(workdir: Path) -> Bot:
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
     endpoints["tracker_store"]["db"] = str(workdir / "tracker.db")
+    endpoints["lock_store"]["db"] = str(workdir / "locks.db")
     model_dir = workdir / "assistant-model"
     return Bot(
         name="assistant", project=ROOT, model=model_dir / "withdrawal-help.tar.gz",
         train_command=rasa("train", "--domain", "domain", "--out", str(model_dir),
                            "--fixed-model-name", "withdrawal-help"),
-        endpoints=endpoints, credentials=ROOT / "credentials.yml",
+        endpoints=endpoints, credentials=ROOT / "credentials.yml", env=server_env(),
     )
+
+
+def server_env() -> Dict[Text, Text]:
+    """The worker and thread settings `make run` uses (server.env)."""
+    lines = (ROOT / "server.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
 def ratio(ours: Optional[float], stock: Optional[float]) -> float:

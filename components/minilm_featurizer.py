@@ -2,7 +2,8 @@
 
 The stock featurizer runs the BERT-style MiniLM model eagerly in TensorFlow: about
 65 ms a message on two cores, most of the assistant's reply time. The same weights,
-written as an ONNX graph when the model loads, run in about 5 ms on one thread.
+written as an ONNX graph by scripts/prepare_models.py (`onnx_model`), run in about
+5 ms on one thread.
 Everything else (word-piece tokenization, special tokens, padding, aligning word
 pieces to spaCy tokens, the CLS sentence vector) is inherited unchanged, and
 tests/test_minilm_featurizer.py checks that the features equal TensorFlow's.
@@ -117,6 +118,10 @@ class MiniLMFeaturizer(LanguageModelFeaturizer):
     """Same features as LanguageModelFeaturizer(model_name: bert), from ONNX Runtime."""
 
     @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {**LanguageModelFeaturizer.get_default_config(), "onnx_model": "build/minilm.onnx"}
+
+    @staticmethod
     def required_packages() -> List[Text]:
         return ["onnx", "onnxruntime", "transformers"]
 
@@ -133,7 +138,7 @@ class MiniLMFeaturizer(LanguageModelFeaturizer):
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self.model = onnxruntime.InferenceSession(
-            bert_graph(self.model_weights), options, providers=["CPUExecutionProvider"]
+            str(self._config["onnx_model"]), options, providers=["CPUExecutionProvider"]
         )
 
     def _compute_batch_sequence_features(

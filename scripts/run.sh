@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 MODEL=models/withdrawal-help.tar.gz
+set -a; source server.env; set +a  # worker processes and threads
 
 "$BIN/rasa" run actions --port 5055 --actions actions >logs-actions.txt 2>&1 &
 ACTIONS_PID=$!

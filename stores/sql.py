@@ -8,10 +8,12 @@ the stock one writes, row for row, and changes two things on the way back:
 - the last tracker of each recent conversation stays in memory, and is used as long
   as the database holds exactly the events it knows (a row count per message checks
   it, so several replicas sharing one database stay correct);
-- the tracker handed to Rasa holds only the recent turns (at least `recent_events`
-  events, cut just before a user message), preceded by `SlotSet` events that carry
-  the slot values of the cut. The policies look at the last few turns only
-  (`max_history`, rules of one or two turns), so their predictions do not change.
+- the tracker handed to Rasa, and the rows read for it, hold only the recent turns (at
+  least `recent_events` events, cut just before a user message), preceded by the
+  earlier events that carry state (slots, resets, pauses, active loops). The policies
+  look at the last few turns only (`max_history`, rules of one or two turns), so their
+  predictions do not change; nor does a server that reads a conversation another
+  server (or worker) held so far.
 
 The full conversation stays in the database: `retrieve_full_tracker` (the review
 tools, Rasa's HTTP API with all events) reads it as before.
@@ -22,6 +24,7 @@ the server loses nothing; a power cut can lose the last messages, never corrupt 
 file (https://www.sqlite.org/wal.html).
 """
 import itertools
+import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,11 +32,24 @@ from typing import Any, Iterator, List, Optional, Text
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
-from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    AllSlotsReset,
+    ConversationPaused,
+    ConversationResumed,
+    Event,
+    Restarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import event as sqlalchemy_event
 
 logger = logging.getLogger(__name__)
+
+# Events whose effect outlasts their turn: kept, in order, ahead of the recent turns.
+CARRIED = (SlotSet, AllSlotsReset, Restarted, ActiveLoop, ConversationPaused, ConversationResumed)
 
 
 @dataclass
@@ -83,11 +99,10 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         tracker = self._cache.get(sender_id)
         saved = _saved(tracker) if tracker else None
         if saved is None or saved.rows != rows or len(tracker.events) != saved.length:
-            tracker = await super().retrieve(sender_id)
+            tracker = self._load_recent(sender_id)
             if tracker is None:
                 self._cache.pop(sender_id, None)
                 return None
-            self._trim(tracker)
             setattr(tracker, BOOKKEEPING, _Saved(rows, len(tracker.events)))
             self._cache[sender_id] = tracker
         self._cache.move_to_end(sender_id)
@@ -119,15 +134,31 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             self._cache.pop(tracker.sender_id, None)  # read back once, then cached
             return
         saved.rows += len(_new_events(tracker, saved))
-        self._trim(tracker)
+        if len(tracker.events) > 2 * self.recent_events:
+            self._trim(tracker)
         saved.length = len(tracker.events)
 
+    def _load_recent(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        """The recent rows of the current session, after the earlier rows that carry state."""
+        with self.session_scope() as session:
+            query = self._event_query(session, sender_id, fetch_events_from_all_sessions=False)
+            window = 2 * self.recent_events
+            recent = query.order_by(None).order_by(self.SQLEvent.id.desc()).limit(window).all()[::-1]
+            if not recent:
+                return None
+            earlier = query.filter(
+                self.SQLEvent.id < recent[0].id,
+                self.SQLEvent.type_name.in_([kind.type_name for kind in CARRIED]),
+            ).all()
+            events = [json.loads(row.data) for row in earlier + recent]
+        tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        self._trim(tracker)
+        return tracker
+
     def _trim(self, tracker: DialogueStateTracker) -> None:
-        """Keeps the recent turns, in place; slot values of the cut become SlotSet events."""
+        """Keeps the recent turns, in place, after the earlier events that carry state."""
         events = list(tracker.events)
-        if len(events) <= 2 * self.recent_events:
-            return
-        # Cut at the `action_listen` that precedes a user message.
+        # Cut at the `action_listen` before a user message, leaving at least `recent_events`.
         cut = next(
             (
                 index
@@ -140,11 +171,6 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         )
         if cut is None:
             return
-        before = DialogueStateTracker.from_events(tracker.sender_id, events[:cut], tracker.slots.values())
-        carried = [
-            SlotSet(slot.name, slot.value, timestamp=events[cut].timestamp)
-            for slot in before.slots.values()
-            if slot.value != slot.initial_value
-        ]
+        carried = [event for event in events[:cut] if isinstance(event, CARRIED)]
         tracker.events.clear()
         tracker.events.extend(carried + events[cut:])

@@ -13,7 +13,11 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from components.minilm_featurizer import MiniLMFeaturizer
 from conftest import ROOT
 
-CONFIG = {"model_name": "bert", "model_weights": str(ROOT / "build" / "minilm")}
+CONFIG = {
+    "model_name": "bert",
+    "model_weights": str(ROOT / "build" / "minilm"),
+    "onnx_model": str(ROOT / "build" / "minilm.onnx"),
+}
 TEXTS = [
     "what are the symptoms of opiate withdrawal",
     "is it safe to take klonopin (clonazepam) to get through detox??",
