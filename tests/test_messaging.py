@@ -27,6 +27,7 @@ SECRETS = {
     "FACEBOOK_VERIFY_TOKEN": "fb-test-verify", "FACEBOOK_APP_SECRET": "fb-test-app-secret",
     "FACEBOOK_PAGE_ACCESS_TOKEN": "fb-test-page-token",
     "TWILIO_ACCOUNT_SID": "ACtest", "TWILIO_AUTH_TOKEN": "twilio-test-token", "TWILIO_NUMBER": "+15550001111",
+    "TWILIO_WEBHOOK_URL": "https://chat.example.org/webhooks/twilio/webhook",
 }
 CRISIS_MESSAGE = "i took a whole bottle of pills"
 QUESTION = "what are the symptoms of opiate withdrawal?"
@@ -92,7 +93,7 @@ def messaging(tmp_path_factory, callback_app):
 
 def test_messaging_channels_are_on_only_when_their_variables_are_set():
     assert messaging_channels({}) == {}
-    assert set(messaging_channels(SECRETS)) == {"slack", "facebook", "twilio"}
+    assert set(messaging_channels(SECRETS)) == {"slack", "facebook", "channels.twilio.CheckedTwilioInput"}
     with pytest.raises(SystemExit, match="TWILIO_NUMBER"):
         messaging_channels({k: v for k, v in SECRETS.items() if k != "TWILIO_NUMBER"})
     # Placeholders stay placeholders: Rasa fills them in, nothing secret is written out.
@@ -206,6 +207,28 @@ def test_facebook_rejects_unsigned_or_wrongly_signed_requests_and_accepts_signed
     assert facebook_post(messaging, body, None).text == "not validated"
     assert facebook_post(messaging, body, facebook_signature(body, "not-the-secret")).text == "not validated"
     assert facebook_post(messaging, body, facebook_signature(body)).text == "success"
+
+
+def twilio_post(server, form, signature):
+    headers = {"X-Twilio-Signature": signature} if signature else {}
+    return requests.post(server.url + "/webhooks/twilio/webhook", data=form, headers=headers, timeout=60)
+
+
+def test_twilio_rejects_unsigned_or_wrongly_signed_requests_and_accepts_signed_ones(messaging):
+    from twilio.request_validator import RequestValidator
+
+    form = {"From": "+15552223333", "To": SECRETS["TWILIO_NUMBER"], "Body": "hello"}
+    url = SECRETS["TWILIO_WEBHOOK_URL"]
+    assert twilio_post(messaging, form, None).status_code == 403
+    wrong = RequestValidator("not-the-token").compute_signature(url, form)
+    assert twilio_post(messaging, form, wrong).status_code == 403
+    tampered = RequestValidator(SECRETS["TWILIO_AUTH_TOKEN"]).compute_signature(url, {**form, "Body": "hi"})
+    assert twilio_post(messaging, form, tampered).status_code == 403
+    # Signed: the bot answers, and only sending the SMS fails (no Twilio here).
+    signed = RequestValidator(SECRETS["TWILIO_AUTH_TOKEN"]).compute_signature(url, form)
+    assert twilio_post(messaging, form, signed).status_code != 403
+    log = messaging.rasa_log.read_text()
+    assert "api.twilio.com" in log
 
 
 # What each platform's API answers to a sent message (enough for Rasa's clients).
