@@ -30,7 +30,7 @@ class ChatWidget {
     this.title = options.title || "Withdrawal help";
     this.transcript = store.transcript();
     this.buildDom(options.container || document.body);
-    this.transcript.forEach((entry) => this.showEntry(entry));
+    this.transcript.forEach((entry) => this.showEntry(entry, false));
     this.showReplies(this.lastButtons());
     this.transport = new Transport(options.url, store.sessionId(), {
       onMessage: (message) => this.receive(message),
@@ -162,14 +162,15 @@ class ChatWidget {
   record(entry) {
     this.transcript.push(entry);
     store.saveTranscript(this.transcript);
-    return this.showEntry(entry);
+    return this.showEntry(entry, true);
   }
 
-  showEntry(entry) {
+  /** Adds a bubble; `live` when it just arrived (restored ones are not announced again). */
+  showEntry(entry, live) {
     const crisis = entry.from === "bot" && isCrisis(entry.text);
     const item = el("li", { class: `msg ${entry.from}${crisis ? " crisis" : ""}` });
-    // The crisis reply is announced at once, interrupting whatever is read out.
-    if (crisis) item.setAttribute("role", "alert");
+    // A new crisis reply is announced at once, interrupting whatever is read out.
+    if (crisis && live) item.setAttribute("role", "alert");
     item.appendChild(el("span", { class: "sr-only" }, entry.from === "user" ? "You said: " : "Assistant: "));
     item.appendChild(entry.from === "bot" ? formatText(entry.text) : document.createTextNode(entry.text));
     this.log.insertBefore(item, this.typing);

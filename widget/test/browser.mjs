@@ -112,6 +112,7 @@ const scenarios = {
     await w.panel.waitFor();  // the panel stays open across pages
     assert.deepEqual(await w.bot.allTextContents(), before);
     assert.equal(await w.crisis.count(), 1);
+    assert.equal(await w.crisis.getAttribute("role"), null);  // shown, not announced again
     await waitOnline(page);
     // The reloaded page continues the server's conversation: "yes" answers "are you safe?".
     await w.replies.filter({ hasText: expected.safe_title }).click();
