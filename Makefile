@@ -29,7 +29,7 @@ help:
 	@echo "make validate check the training data and domain"
 	@echo "make evaluate cross-validation, test stories and held-out scores -> reports/summary.md"
 
-install: build/.system $(VENV)/.installed build/.ready
+install: build/.system $(VENV)/.installed build/.ready build/widget/widget.js
 
 # Debian packages from system-packages.txt (browser, databases, proxy for the tests).
 build/.system: system-packages.txt scripts/install_system_packages.sh
@@ -46,6 +46,11 @@ $(VENV)/.installed: requirements.lock
 build/.ready: $(VENV)/.installed scripts/prepare_models.py components/minilm_featurizer.py data/nlu/medication.yml data/nlu/loved_one.yml
 	$(BIN)/python scripts/prepare_models.py
 	@touch $@
+
+# The web chat widget bundle and its demo page (served by `make run` on port 8080).
+build/widget/widget.js: widget/package.json widget/package-lock.json $(wildcard widget/src/*.js) widget/demo/index.html
+	cd widget && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	cp widget/demo/index.html build/widget/
 
 train: $(MODEL)
 

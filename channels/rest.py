@@ -1,4 +1,4 @@
-"""Rasa's REST channel, with requests checked before they reach the assistant.
+"""Rasa's REST and callback channels, with requests checked before they reach the assistant.
 
 Rasa's own channel files a request without a sender under the shared id "default",
 mixing strangers' conversations, and answers a malformed body with a server error.
@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable, Optional, Text
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from rasa.core.channels.callback import CallbackInput
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 
@@ -31,6 +32,20 @@ def request_problem(request: Request) -> Optional[Text]:
     return None
 
 
+def refuse_malformed(webhook: Blueprint) -> Blueprint:
+    """Adds a check to a REST-style webhook: malformed POSTs get a 400, not the bot."""
+
+    @webhook.middleware("request")
+    async def check(request: Request) -> Optional[response.HTTPResponse]:
+        if request.method == "POST":
+            problem = request_problem(request)
+            if problem:
+                return response.json({"error": problem}, status=400)
+        return None
+
+    return webhook
+
+
 class CheckedRestInput(RestInput):
     """REST channel (`/webhooks/rest/webhook`) that refuses malformed requests."""
 
@@ -39,14 +54,18 @@ class CheckedRestInput(RestInput):
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        webhook = super().blueprint(on_new_message)
+        return refuse_malformed(super().blueprint(on_new_message))
 
-        @webhook.middleware("request")
-        async def refuse_malformed(request: Request) -> Optional[response.HTTPResponse]:
-            if request.method == "POST":
-                problem = request_problem(request)
-                if problem:
-                    return response.json({"error": problem}, status=400)
-            return None
 
-        return webhook
+class CheckedCallbackInput(CallbackInput):
+    """Callback channel (`/webhooks/callback/webhook`) that refuses malformed requests.
+
+    Replies are POSTed to the `url` of its credentials, one JSON message each.
+    """
+
+    @classmethod
+    def name(cls) -> Text:
+        return "callback"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        return refuse_malformed(super().blueprint(on_new_message))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts the action server (5055) and the assistant (5005, REST and socket.io).
+# Starts the action server (5055), the assistant (5005, REST and socket.io) and the
+# demo page with the web chat widget (8080).
 # `scripts/run.sh shell` chats in this terminal instead of serving.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,12 +10,16 @@ set -a; source server.env; set +a  # worker processes and threads
 
 "$BIN/rasa" run actions --port 5055 --actions actions >logs-actions.txt 2>&1 &
 ACTIONS_PID=$!
-trap 'kill $ACTIONS_PID 2>/dev/null || true' EXIT
+trap 'kill $ACTIONS_PID ${DEMO_PID:-} 2>/dev/null || true' EXIT
 
 if [ "${1:-}" = "shell" ]; then
   "$BIN/rasa" shell --model "$MODEL" --endpoints endpoints.yml
   exit
 fi
+
+"$BIN/python" scripts/credentials.py build/credentials.yml
+"$BIN/python" -m http.server 8080 --bind localhost --directory build/widget >logs-widget.txt 2>&1 &
+DEMO_PID=$!
 
 cat <<MSG
 
@@ -22,9 +27,10 @@ The assistant is starting on http://localhost:5005 (action server on 5055).
 Chat over REST, for example:
   curl -s localhost:5005/webhooks/rest/webhook -d '{"sender": "me", "message": "what are withdrawal symptoms?"}'
 Socket.io clients connect to http://localhost:5005 (events user_uttered / bot_uttered).
+The demo page with the web chat widget is at http://localhost:8080/ (button in the corner).
 Or chat in a terminal with: make shell
 Stop with Ctrl+C.
 
 MSG
-"$BIN/rasa" run --model "$MODEL" --endpoints endpoints.yml --credentials credentials.yml \
+"$BIN/rasa" run --model "$MODEL" --endpoints endpoints.yml --credentials build/credentials.yml \
   --port 5005 --cors "http://localhost:8080"

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 import pytest
 import requests
@@ -90,10 +90,18 @@ def wait_for(url: Text, process: subprocess.Popen, timeout: float = 180) -> None
 
 
 class Servers:
-    """The real action server and Rasa server, on loopback, with their own SQLite store."""
+    """The real action server and Rasa server, on loopback, with their own SQLite store.
 
-    def __init__(self, workdir: Path) -> None:
+    `credentials` replaces credentials.yml (as a dict), `env` adds environment variables.
+    """
+
+    def __init__(self, workdir: Path, credentials: Optional[Dict] = None, env: Optional[Dict] = None) -> None:
         self.workdir = workdir
+        self.env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", **(env or {})}
+        self.credentials = ROOT / "credentials.yml"
+        if credentials is not None:
+            self.credentials = workdir / "credentials.yml"
+            self.credentials.write_text(yaml.safe_dump(credentials))
         self.action_port, self.rasa_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.rasa_port}"
         self.db = workdir / "tracker.db"
@@ -112,7 +120,7 @@ class Servers:
             cwd=ROOT,
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
-            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+            env=self.env,
         )
 
     def _start_actions(self) -> subprocess.Popen:
@@ -127,7 +135,7 @@ class Servers:
         process = self._spawn(
             [
                 "run", "--model", str(MODEL), "--endpoints", str(self.endpoints),
-                "--credentials", str(ROOT / "credentials.yml"),
+                "--credentials", str(self.credentials), "--cors", "*",
                 "--interface", "127.0.0.1", "--port", str(self.rasa_port),
             ],
             self.rasa_log,

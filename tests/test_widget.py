@@ -1,0 +1,74 @@
+"""The web chat widget in real headless Chromium, on the demo page, against the real servers.
+
+Each scenario is a script in widget/test/browser.mjs (playwright-core driving the
+Debian chromium); it gets the expected texts from the domain here and fails on the
+first check that does not hold. Screenshots go to tests/artifacts/.
+"""
+import json
+import subprocess
+import threading
+from functools import partial
+from pathlib import Path
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from rasa.shared.nlu.training_data.loading import load_data
+
+from conftest import ROOT, variation
+from test_data import examples_by_label
+
+WIDGET = ROOT / "build" / "widget"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SCRIPT = ROOT / "widget" / "test" / "browser.mjs"
+QUESTION = "what are the symptoms of opiate withdrawal?"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def demo_page(servers):
+    """The demo page served the way `make run` serves it, pointed at the test server."""
+    assert (WIDGET / "widget.js").exists(), "run `make install` first (it builds the widget)"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(WIDGET)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/index.html?server={servers.url}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def expected(responses):
+    """What the widget must show, taken from the domain and the training data."""
+    topic_of = {
+        text: label for label, texts in examples_by_label(load_data(str(ROOT / "data" / "nlu"))).items()
+        for text in texts
+    }
+    answer = responses["utter_faq/withdrawal_symptoms"][0]
+    button = answer["buttons"][0]
+    ask_safe = responses["utter_ask_safe"][0]
+    return {
+        "question": QUESTION,
+        "answer": variation(responses, "utter_faq/withdrawal_symptoms"),
+        "button_title": button["title"],
+        "button_answer": variation(responses, "utter_" + topic_of[button["payload"]]),
+        "crisis_message": "i took a whole bottle of pills",
+        "crisis": responses["utter_crisis"][0]["text"],
+        "safe_title": ask_safe["buttons"][0]["title"],
+        "safe_answer": variation(responses, "utter_crisis_safe"),
+    }
+
+
+@pytest.mark.parametrize("scenario", ["conversation", "hostile", "keyboard", "mobile", "reconnect", "rest_fallback"])
+def test_widget_in_chromium(demo_page, expected, scenario):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["node", str(SCRIPT), scenario, demo_page, str(ARTIFACTS)],
+        input=json.dumps(expected), capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["ok"] is True
+    if "screenshot" in report:
+        assert Path(report["screenshot"]).stat().st_size > 10_000
