@@ -26,14 +26,14 @@ BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import free_port, wait_for  # noqa: E402  (the test suite's server helpers)
+from conftest import free_port, server_env, wait_for  # noqa: E402  (the test suite's server helpers)
 
 REPEATS = 3
-WARM_UP = {"users": 1, "conversations": 3}
-LOADS = [  # (users, conversations per user): 60, 240 and 600 messages
-    {"users": 1, "conversations": 10},
+WARM_UP = {"users": 10, "conversations": 1}  # concurrent, so that every worker warms up
+LOADS = [  # users, and six-turn conversations per user: 48, 240 and 300 messages
+    {"users": 1, "conversations": 8},
     {"users": 10, "conversations": 4},
-    {"users": 50, "conversations": 2},
+    {"users": 50, "conversations": 1},
 ]
 LONG = {"long": 100, "repeats": 3}
 MARK_TURNS = [1, 10, 50, 100]
@@ -168,11 +168,6 @@ def assistant_bot(workdir: Path) -> Bot:
         endpoints=endpoints, credentials=ROOT / "credentials.yml", env=server_env(),
     )
 
-
-def server_env() -> Dict[Text, Text]:
-    """The worker and thread settings `make run` uses (server.env)."""
-    lines = (ROOT / "server.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
 def ratio(ours: Optional[float], stock: Optional[float]) -> float:

@@ -89,6 +89,12 @@ def wait_for(url: Text, process: subprocess.Popen, timeout: float = 180) -> None
     raise TimeoutError(f"{url} did not come up in {timeout} s")
 
 
+def server_env() -> Dict[Text, Text]:
+    """The worker and thread settings `make run` uses (server.env)."""
+    lines = (ROOT / "server.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
 class Servers:
     """The real action server and Rasa server, on loopback, with their own SQLite store.
 
@@ -97,7 +103,7 @@ class Servers:
 
     def __init__(self, workdir: Path, credentials: Optional[Dict] = None, env: Optional[Dict] = None) -> None:
         self.workdir = workdir
-        self.env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", **(env or {})}
+        self.env = {**os.environ, **server_env(), "RASA_TELEMETRY_ENABLED": "false", **(env or {})}
         self.credentials = ROOT / "credentials.yml"
         if credentials is not None:
             self.credentials = workdir / "credentials.yml"
@@ -109,6 +115,7 @@ class Servers:
         endpoints = load_yaml(ROOT / "endpoints.yml")
         endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{self.action_port}/webhook"
         endpoints["tracker_store"]["db"] = str(self.db)
+        endpoints["lock_store"]["db"] = str(workdir / "locks.db")
         self.endpoints.write_text(yaml.safe_dump(endpoints))
         self.rasa_log = workdir / "rasa.log"
         self.actions = self._start_actions()

@@ -32,7 +32,9 @@ export class Transport {
 
   connect() {
     this.callbacks.onStatus("connecting");
-    this.socket = io(this.url, { reconnectionDelayMax: 3000 });
+    // WebSocket only: the server runs several worker processes (server.env), and
+    // socket.io's long-polling would need every request to reach the same one.
+    this.socket = io(this.url, { transports: ["websocket"], reconnectionDelayMax: 3000 });
     let everConnected = false;
     const fallback = setTimeout(() => everConnected || this.useRest(), SOCKET_TIMEOUT_MS);
     this.socket.on("connect", () => {
