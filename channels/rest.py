@@ -3,16 +3,39 @@
 Rasa's own channel files a request without a sender under the shared id "default",
 mixing strangers' conversations, and answers a malformed body with a server error.
 This one answers such requests with a 400 and a plain explanation instead.
+
+It also keeps one sender from flooding the assistant, never logs what people wrote,
+and always says something: when the assistant could not answer (the action server or
+the lock store is down) the person gets a kind message with the emergency numbers.
+A client may send a `message_id`; a retry with the same id is answered from the stored
+conversation instead of being handled twice, so retries never duplicate a message.
 """
-from typing import Any, Awaitable, Callable, Optional, Text
+import logging
+import time
+from collections import defaultdict, deque
+from typing import Any, Deque, Dict, List, Optional, Text
 
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
+from rasa.shared.core.events import BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+logger = logging.getLogger(__name__)
 
 MAX_SENDER_LENGTH = 200
+MAX_MESSAGE_ID_LENGTH = 100
+MAX_BODY_BYTES = 256 * 1024
+RATE_LIMIT = 30  # messages per sender ...
+RATE_WINDOW = 60  # ... in this many seconds
+
+EMERGENCY = "If you are in danger, call 911 now, or call or text 988."
+TOO_FAST = f"You are sending messages faster than I can read them. Please wait a minute and try again. {EMERGENCY}"
+TOO_LONG = f"That message is too long for me. Please send a shorter one. {EMERGENCY}"
+CANNOT_ANSWER = f"Sorry, something went wrong on my side and I could not answer. Please try again in a minute. {EMERGENCY}"
+NO_ANSWER = f"Sorry, I could not do that just now. You can ask me another question. {EMERGENCY}"
 
 
 def request_problem(request: Request) -> Optional[Text]:
@@ -28,7 +51,55 @@ def request_problem(request: Request) -> Optional[Text]:
         return f'"sender" must be a non-empty string of at most {MAX_SENDER_LENGTH} characters.'
     if not isinstance(message, str):
         return '"message" must be a string.'
+    message_id = body.get("message_id")
+    if message_id is not None and (not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH):
+        return f'"message_id" must be a non-empty string of at most {MAX_MESSAGE_ID_LENGTH} characters.'
+    if not isinstance(body.get("metadata") or {}, dict):
+        return '"metadata" must be a JSON object.'
     return None
+
+
+def reply(sender: Text, text: Text) -> List[Dict[Text, Any]]:
+    return [{"recipient_id": sender, "text": text}]
+
+
+class RateLimiter:
+    """At most `limit` messages per sender in any `window` seconds (per server process)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self.seen: Dict[Text, Deque[float]] = defaultdict(deque)
+
+    def allow(self, sender: Text) -> bool:
+        now = time.monotonic()
+        times = self.seen[sender]
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        if len(self.seen) > 10_000:
+            self.forget_idle(now)
+        return True
+
+    def forget_idle(self, now: float) -> None:
+        for sender in [s for s, times in self.seen.items() if not times or times[-1] <= now - self.window]:
+            del self.seen[sender]
+
+
+def stored_replies(tracker: Optional[DialogueStateTracker], message_id: Text) -> Optional[List[Dict[Text, Any]]]:
+    """The replies already stored for the user message `message_id`, or None if it is new."""
+    replies: Optional[List[Dict[Text, Any]]] = None
+    for event in tracker.events if tracker else []:
+        if isinstance(event, UserUttered):
+            if replies is not None:
+                break
+            if event.message_id == message_id:
+                replies = []
+        elif isinstance(event, BotUttered) and replies is not None:
+            extra = {key: value for key, value in event.data.items() if value}
+            replies.append({"recipient_id": tracker.sender_id, "text": event.text, **extra})
+    return replies
 
 
 class CheckedRestInput(RestInput):
@@ -38,15 +109,62 @@ class CheckedRestInput(RestInput):
     def name(cls) -> Text:
         return "rest"
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        webhook = super().blueprint(on_new_message)
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "CheckedRestInput":
+        credentials = credentials or {}
+        return cls(
+            rate_limit=int(credentials.get("rate_limit", RATE_LIMIT)),
+            rate_window=float(credentials.get("rate_window", RATE_WINDOW)),
+            max_body_bytes=int(credentials.get("max_body_bytes", MAX_BODY_BYTES)),
+        )
 
-        @webhook.middleware("request")
-        async def refuse_malformed(request: Request) -> Optional[response.HTTPResponse]:
-            if request.method == "POST":
-                problem = request_problem(request)
-                if problem:
-                    return response.json({"error": problem}, status=400)
-            return None
+    def __init__(
+        self, rate_limit: int = RATE_LIMIT, rate_window: float = RATE_WINDOW, max_body_bytes: int = MAX_BODY_BYTES
+    ) -> None:
+        self.limiter = RateLimiter(rate_limit, rate_window)
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request, body: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        """Handles the message under the conversation's lock, once per `message_id`."""
+        agent = request.app.ctx.agent
+        sender, message_id = body["sender"], body.get("message_id")
+        collector = CollectingOutputChannel()
+        message = UserMessage(
+            body["message"], collector, sender, input_channel=self.name(),
+            message_id=message_id, metadata=body.get("metadata"),
+        )
+        async with agent.lock_store.lock(sender):
+            if message_id:
+                earlier = stored_replies(await agent.tracker_store.retrieve(sender), message_id)
+                if earlier is not None:
+                    return earlier
+            await agent.processor.handle_message(message)
+        return collector.messages
+
+    def blueprint(self, on_new_message: Any) -> Blueprint:
+        webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> response.HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> response.HTTPResponse:
+            if len(request.body or b"") > self.max_body_bytes:
+                return response.json(reply("", TOO_LONG), status=413)
+            problem = request_problem(request)
+            if problem:
+                return response.json({"error": problem}, status=400)
+            sender = request.json["sender"]
+            if not self.limiter.allow(sender):
+                return response.json(reply(sender, TOO_FAST), status=429)
+            try:
+                replies = await self.handle(request, request.json)
+            except Exception as error:
+                # Only the error's type: its text may quote the message, and health
+                # conversations are private.
+                logger.error("Could not answer a REST message: %s", type(error).__name__)
+                return response.json(reply(sender, CANNOT_ANSWER), status=503)
+            return response.json(replies or reply(sender, NO_ANSWER))
 
         return webhook
