@@ -23,6 +23,8 @@ from rasa.core.channels.rest import RestInput
 from rasa.shared.core.events import BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from channels.messages import CANNOT_ANSWER, NO_ANSWER, TOO_FAST, TOO_LONG
+
 logger = logging.getLogger(__name__)
 
 MAX_SENDER_LENGTH = 200
@@ -30,12 +32,6 @@ MAX_MESSAGE_ID_LENGTH = 100
 MAX_BODY_BYTES = 256 * 1024
 RATE_LIMIT = 30  # messages per sender ...
 RATE_WINDOW = 60  # ... in this many seconds
-
-EMERGENCY = "If you are in danger, call 911 now, or call or text 988."
-TOO_FAST = f"You are sending messages faster than I can read them. Please wait a minute and try again. {EMERGENCY}"
-TOO_LONG = f"That message is too long for me. Please send a shorter one. {EMERGENCY}"
-CANNOT_ANSWER = f"Sorry, something went wrong on my side and I could not answer. Please try again in a minute. {EMERGENCY}"
-NO_ANSWER = f"Sorry, I could not do that just now. You can ask me another question. {EMERGENCY}"
 
 
 def request_problem(request: Request) -> Optional[Text]:

@@ -4,10 +4,22 @@
         --rasa 10.0.0.6:5005 --origin https://help.example.org --trusted-proxy 10.0.0.0/8
 """
 import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Iterable, Text
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from channels import messages  # noqa: E402
+
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
+
+
+def reply(text: Text) -> Text:
+    """A REST reply body, as the assistant sends it, quoted for nginx."""
+    body = json.dumps([{"recipient_id": "", "text": text}])
+    assert "'" not in body
+    return body
 
 
 def render(listen: Text, rasa_servers: Iterable[Text], origins: Iterable[Text], trusted_proxy: Text) -> Text:
@@ -19,6 +31,9 @@ def render(listen: Text, rasa_servers: Iterable[Text], origins: Iterable[Text], 
         .replace("@RASA_SERVERS@", servers)
         .replace("@ALLOWED_ORIGINS@", allowed)
         .replace("@TRUSTED_PROXY@", trusted_proxy)
+        .replace("@TOO_LONG@", reply(messages.TOO_LONG))
+        .replace("@TOO_FAST@", reply(messages.TOO_FAST))
+        .replace("@CANNOT_ANSWER@", reply(messages.CANNOT_ANSWER))
     )
 
 
