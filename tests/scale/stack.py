@@ -157,7 +157,7 @@ class Stack:
         ).start()
         self.env = {
             "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
-            "DB_HOST": "127.0.0.1", "DB_PORT": str(self.postgres.port), "DB_NAME": DB_NAME,
+            "DB_HOST": "127.0.0.1", "DB_PORT": str(self.postgres.port), "DB_DATABASE": DB_NAME,
             "DB_USER": DB_USER, "DB_PASSWORD": self.postgres.password,
             "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis_port), "REDIS_PASSWORD": "",
             # A replica killed while holding a conversation's lock frees it after this long.
