@@ -12,6 +12,7 @@ conversation instead of being handled twice, so retries never duplicate a messag
 """
 import logging
 import time
+import unicodedata
 from collections import defaultdict, deque
 from typing import Any, Deque, Dict, List, Optional, Text
 
@@ -43,8 +44,11 @@ def request_problem(request: Request) -> Optional[Text]:
     if not isinstance(body, dict):
         return 'The request body must be a JSON object like {"sender": "...", "message": "..."}.'
     sender, message = body.get("sender"), body.get("message")
-    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH:
-        return f'"sender" must be a non-empty string of at most {MAX_SENDER_LENGTH} characters.'
+    if (
+        not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH
+        or not sender.isprintable()
+    ):
+        return f'"sender" must be a non-empty, printable string of at most {MAX_SENDER_LENGTH} characters.'
     if not isinstance(message, str):
         return '"message" must be a string.'
     message_id = body.get("message_id")
@@ -53,6 +57,24 @@ def request_problem(request: Request) -> Optional[Text]:
     if not isinstance(body.get("metadata") or {}, dict):
         return '"metadata" must be a JSON object.'
     return None
+
+
+def readable(text: Text) -> Text:
+    """The text without the characters that crash the NLU pipeline's DIETClassifier.
+
+    Control, format, private-use and unassigned characters become spaces, and combining
+    marks that follow no letter or digit are dropped: the sentence model's tokenizer
+    drops such tokens while the word tokenizer keeps them, and the two feature sequences
+    no longer line up. No reader sees any of these characters.
+    """
+    kept: List[Text] = []
+    for char in unicodedata.normalize("NFC", text):
+        category = unicodedata.category(char)
+        if category[0] == "C":
+            kept.append(" ")
+        elif category[0] != "M" or (kept and unicodedata.category(kept[-1])[0] in "LNM"):
+            kept.append(char)
+    return "".join(kept)
 
 
 def reply(sender: Text, text: Text) -> List[Dict[Text, Any]]:
@@ -126,7 +148,7 @@ class CheckedRestInput(RestInput):
         sender, message_id = body["sender"], body.get("message_id")
         collector = CollectingOutputChannel()
         message = UserMessage(
-            body["message"], collector, sender, input_channel=self.name(),
+            readable(body["message"]), collector, sender, input_channel=self.name(),
             message_id=message_id, metadata=body.get("metadata"),
         )
         async with agent.lock_store.lock(sender):

@@ -21,7 +21,7 @@ json_value = st.recursive(
 )
 messages = text | control | st.integers(0, 300_000).map(lambda n: "ok " * (n // 3))
 well_formed = st.fixed_dictionaries(
-    {"sender": st.sampled_from(SENDERS), "message": messages},
+    {"sender": st.sampled_from(SENDERS) | text | control, "message": messages},
     optional={"message_id": text, "metadata": json_value, "input_channel": json_value},
 ).map(json.dumps)
 malformed = st.one_of(

@@ -5,6 +5,7 @@ import re
 import uuid
 from typing import Dict, List, Text
 
+import aiohttp
 import requests
 import socketio
 
@@ -72,14 +73,17 @@ def test_only_the_configured_origin_may_call_from_a_browser(stack: Stack):
 
 
 async def socketio_chat(url: Text, client_address: Text) -> Dict[Text, Text]:
-    """One polling socket.io conversation through nginx; the ids and the answer."""
-    client = socketio.AsyncClient()
+    """One polling socket.io conversation through nginx; the ids and the answer.
+
+    Every request carries the client's address, as a browser's would come from one."""
+    http = aiohttp.ClientSession(headers={"X-Forwarded-For": client_address})
+    client = socketio.AsyncClient(http_session=http)
     confirmed: asyncio.Queue = asyncio.Queue()
     answers: asyncio.Queue = asyncio.Queue()
     client.on("session_confirm", confirmed.put)
     client.on("bot_uttered", answers.put)
     # Long polling needs every request of a session on one replica: the sticky upstream.
-    await client.connect(url, transports=["polling"], headers={"X-Forwarded-For": client_address})
+    await client.connect(url, transports=["polling"])
     try:
         await client.emit("session_request", {})
         session_id = await asyncio.wait_for(confirmed.get(), timeout=60)
@@ -88,6 +92,7 @@ async def socketio_chat(url: Text, client_address: Text) -> Dict[Text, Text]:
         return {"sid": client.eio.sid, "session_id": session_id, "text": answer["text"]}
     finally:
         await client.disconnect()
+        await http.close()
 
 
 def test_socketio_sessions_are_random_and_sticky(stack: Stack, responses):
