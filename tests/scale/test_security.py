@@ -22,8 +22,9 @@ def new_sender() -> Text:
 
 def test_make_run_keeps_the_http_api_off(servers):
     """`make run` starts Rasa without --enable-api; the test servers start it the same way."""
-    rasa_line = next(line for line in (ROOT / "scripts" / "run.sh").read_text().splitlines()
-                     if '"$BIN/rasa" run --model' in line)
+    script = (ROOT / "scripts" / "run.sh").read_text().replace("\\\n", " ")
+    rasa_line = next(line for line in script.splitlines() if '"$BIN/rasa" run --model' in line)
+    assert "--port 5005" in rasa_line
     assert "--enable-api" not in rasa_line
     sender = new_sender()
     assert servers.say(sender, "hello").status_code == 200
