@@ -58,14 +58,18 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
                 waited += RETRY_PAUSE
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
-        return await self._retrying(lambda: super(ResilientSQLTrackerStore, self).retrieve(sender_id))
+        parent = super()
+        return await self._retrying(lambda: parent.retrieve(sender_id))
 
     async def retrieve_full_tracker(self, conversation_id: Text) -> Optional[DialogueStateTracker]:
-        parent = super(ResilientSQLTrackerStore, self)
+        parent = super()
         return await self._retrying(lambda: parent.retrieve_full_tracker(conversation_id))
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        await self._retrying(lambda: super(ResilientSQLTrackerStore, self).save(tracker))
+        """Saves the new events; a retry after a lost connection adds nothing twice,
+        because the events to add are counted against what is stored."""
+        parent = super()
+        await self._retrying(lambda: parent.save(tracker))
 
     def _additional_events(self, session: "sa.orm.Session", tracker: DialogueStateTracker) -> Any:
         stored = self._event_query(session, tracker.sender_id, fetch_events_from_all_sessions=False)

@@ -1,7 +1,6 @@
 """The production topology on loopback: PostgreSQL, Redis, nginx, two Rasa replicas and
 one action server, all real processes started here (deploy/ holds their configuration).
 """
-import importlib.util
 import os
 import secrets
 import shutil
@@ -16,23 +15,8 @@ import psycopg2
 import redis
 import requests
 
-TESTS = Path(__file__).resolve().parent.parent
-
-
-def _load_shared_helpers():
-    """tests/conftest.py, loaded by path: pytest names every conftest.py `conftest`, so
-    `from conftest import ...` here would find this folder's own conftest."""
-    spec = importlib.util.spec_from_file_location("withdrawal_test_helpers", TESTS / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shared = _load_shared_helpers()
-BIN, MODEL, ROOT, free_port, wait_for = shared.BIN, shared.MODEL, shared.ROOT, shared.free_port, shared.wait_for
-texts_of, variation = shared.texts_of, shared.variation
-
-from deploy.render_nginx import render  # noqa: E402  (ROOT is on sys.path now)
+from conftest import BIN, MODEL, ROOT, free_port, wait_for
+from deploy.render_nginx import render
 
 ORIGIN = "http://localhost:8080"  # the demo page's origin, as in scripts/run.sh
 DB_USER, DB_NAME = "rasa", "rasa"
@@ -140,6 +124,7 @@ class Stack:
     """PostgreSQL + Redis + action server + two Rasa replicas + nginx, on loopback."""
 
     def __init__(self, workdir: Path) -> None:
+        assert MODEL.exists(), "run `make train` first (make test does it)"
         self.workdir = workdir
         self.api_token = secrets.token_urlsafe(24)
         self.postgres = Postgres()

@@ -3,8 +3,9 @@ on the real services of the stack (a Rasa replica's crash and restart: test_load
 import uuid
 
 from channels.messages import CANNOT_ANSWER, EMERGENCY, NO_ANSWER
+from conftest import texts_of, variation
 from load import Load, record
-from stack import Stack, texts_of, variation
+from stack import Stack
 
 CRISIS = "i took a whole bottle of pills"
 

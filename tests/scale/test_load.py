@@ -5,8 +5,9 @@ replica is started again and carries on a conversation it had begun, slots and a
 (one restart serves both checks: loading the model takes a minute or more)."""
 import uuid
 
+from conftest import texts_of, variation
 from load import Load, record
-from stack import Stack, texts_of, variation
+from stack import Stack
 
 USERS = 50
 

@@ -11,7 +11,8 @@ import socketio
 
 from channels.messages import TOO_FAST, TOO_LONG
 from channels.rest import RATE_LIMIT
-from stack import ORIGIN, ROOT, Stack, texts_of
+from conftest import ROOT, texts_of
+from stack import ORIGIN, Stack
 
 EVIL = "https://evil.example"
 
