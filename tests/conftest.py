@@ -166,8 +166,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     from stack import Stack  # tests/scale/ is on sys.path once its tests are collected
 
     running = Stack(tmp_path_factory.mktemp("stack"))
-    yield running
-    running.stop()
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
 
 
 def variation(responses, name: Text, **slots: Text) -> Text:

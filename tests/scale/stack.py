@@ -39,6 +39,9 @@ class Postgres:
         self.dir = Path(tempfile.mkdtemp(prefix="withdrawal-pg-"))
         self.data, self.log = self.dir / "data", self.dir / "postgres.log"
         self.port, self.password = free_port(), secrets.token_hex(16)
+
+    def create(self) -> None:
+        """A new cluster with the `rasa` user and database, started."""
         (self.dir / "pw").write_text(self.password)
         if self.as_owner:
             shutil.chown(self.dir, "postgres")
@@ -77,7 +80,8 @@ class Postgres:
 
     def remove(self) -> None:
         try:
-            self.stop()
+            if (self.data / "postmaster.pid").exists():
+                self.stop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -134,12 +138,11 @@ class Stack:
              "--appendonly", "no", "--dir", str(workdir)],
             workdir / "redis.log", health="",
         )
-        self.start_redis()
         action_port = free_port()
         self.actions = Process(
             [str(BIN / "rasa"), "run", "actions", "--port", str(action_port), "--actions", "actions"],
             workdir / "actions.log", health=f"http://127.0.0.1:{action_port}/health",
-        ).start()
+        )
         self.env = {
             "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
             "DB_HOST": "127.0.0.1", "DB_PORT": str(self.postgres.port), "DB_DATABASE": DB_NAME,
@@ -149,20 +152,26 @@ class Stack:
             "TICKET_LOCK_LIFETIME": "20",
         }
         self.replicas = [self.replica(index) for index in range(2)]
+        self.nginx_dir = workdir / "nginx"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.nginx = Process(
+            ["nginx", "-p", str(self.nginx_dir), "-c", str(self.nginx_dir / "nginx.conf"), "-g", "daemon off;"],
+            workdir / "nginx.log", health=self.url + "/",
+        )
+
+    def start(self) -> None:
+        self.postgres.create()
+        self.start_redis()
+        self.actions.start()
         for replica in self.replicas:
             replica.spawn()
         for replica in self.replicas:
             replica.ready()
-        self.nginx_dir = workdir / "nginx"
         (self.nginx_dir / "logs").mkdir(parents=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        conf = self.nginx_dir / "nginx.conf"
-        conf.write_text(render(f"127.0.0.1:{self.port}", [r.address for r in self.replicas], [ORIGIN], "127.0.0.1"))
-        self.nginx = Process(
-            ["nginx", "-p", str(self.nginx_dir), "-c", str(conf), "-g", "daemon off;"],
-            workdir / "nginx.log", health=self.url + "/",
-        ).start()
+        (self.nginx_dir / "nginx.conf").write_text(
+            render(f"127.0.0.1:{self.port}", [r.address for r in self.replicas], [ORIGIN], "127.0.0.1"))
+        self.nginx.start()
 
     def replica(self, index: int) -> Process:
         port = free_port()
