@@ -94,6 +94,7 @@ async def socketio_chat(url: Text, client_address: Text) -> Dict[Text, Text]:
         return {"sid": client.eio.sid, "session_id": session_id, "text": answer["text"]}
     finally:
         await client.disconnect()
+        await client.wait()  # the close packet goes out in the background, through `http` too
         await http.close()
 
 
