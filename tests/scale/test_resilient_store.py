@@ -9,8 +9,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from stores import sql
-from stores.sql import ConversationOutOfSync, ResilientSQLTrackerStore
+from stores import resilient
+from stores.resilient import ConversationOutOfSync, ResilientSQLTrackerStore
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_a_tracker_that_does_not_continue_the_stored_one_is_refused(store):
 
 
 def test_database_errors_are_retried_for_a_while(store, monkeypatch):
-    monkeypatch.setattr(sql, "RETRY_PAUSE", 0.01)
+    monkeypatch.setattr(resilient, "RETRY_PAUSE", 0.01)
     failures = []
 
     async def flaky():
@@ -58,7 +58,7 @@ def test_database_errors_are_retried_for_a_while(store, monkeypatch):
         return "answer"
 
     assert asyncio.run(store._retrying(flaky)) == "answer"
-    monkeypatch.setattr(sql, "RETRY_SECONDS", 0.02)
+    monkeypatch.setattr(resilient, "RETRY_SECONDS", 0.02)
     failures.clear()
     with pytest.raises(sqlalchemy.exc.OperationalError):
         asyncio.run(store._retrying(flaky))
