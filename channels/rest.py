@@ -3,17 +3,37 @@
 Rasa's own channel files a request without a sender under the shared id "default",
 mixing strangers' conversations, and answers a malformed body with a server error.
 This one answers such requests with a 400 and a plain explanation instead.
+
+It also keeps one sender from flooding the assistant, never logs what people wrote,
+and always says something: when the assistant could not answer (the action server or
+the lock store is down) the person gets a kind message with the emergency numbers.
+A client may send a `message_id`; a retry with the same id is answered from the stored
+conversation instead of being handled twice, so retries never duplicate a message.
 """
-from typing import Any, Awaitable, Callable, Optional, Text
+import logging
+import time
+import unicodedata
+from collections import defaultdict, deque
+from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Text
 
 from sanic import Blueprint, response
 from sanic.request import Request
 
 from rasa.core.channels.callback import CallbackInput
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
+from rasa.shared.core.events import BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from channels.messages import CANNOT_ANSWER, NO_ANSWER, TOO_FAST, TOO_LONG
+
+logger = logging.getLogger(__name__)
 
 MAX_SENDER_LENGTH = 200
+MAX_MESSAGE_ID_LENGTH = 100
+MAX_BODY_BYTES = 256 * 1024
+RATE_LIMIT = 30  # messages per sender ...
+RATE_WINDOW = 60  # ... in this many seconds
 
 
 def request_problem(request: Request) -> Optional[Text]:
@@ -25,10 +45,18 @@ def request_problem(request: Request) -> Optional[Text]:
     if not isinstance(body, dict):
         return 'The request body must be a JSON object like {"sender": "...", "message": "..."}.'
     sender, message = body.get("sender"), body.get("message")
-    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH:
-        return f'"sender" must be a non-empty string of at most {MAX_SENDER_LENGTH} characters.'
+    if (
+        not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH
+        or not sender.isprintable()
+    ):
+        return f'"sender" must be a non-empty, printable string of at most {MAX_SENDER_LENGTH} characters.'
     if not isinstance(message, str):
         return '"message" must be a string.'
+    message_id = body.get("message_id")
+    if message_id is not None and (not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH):
+        return f'"message_id" must be a non-empty string of at most {MAX_MESSAGE_ID_LENGTH} characters.'
+    if not isinstance(body.get("metadata") or {}, dict):
+        return '"metadata" must be a JSON object.'
     return None
 
 
@@ -46,6 +74,67 @@ def refuse_malformed(webhook: Blueprint) -> Blueprint:
     return webhook
 
 
+def readable(text: Text) -> Text:
+    """The text without the characters that crash the NLU pipeline's DIETClassifier.
+
+    Control, format, private-use and unassigned characters become spaces, and combining
+    marks that follow no letter or digit are dropped: the sentence model's tokenizer
+    drops such tokens while the word tokenizer keeps them, and the two feature sequences
+    no longer line up. No reader sees any of these characters.
+    """
+    kept: List[Text] = []
+    for char in unicodedata.normalize("NFC", text):
+        category = unicodedata.category(char)
+        if category[0] == "C":
+            kept.append(" ")
+        elif category[0] != "M" or (kept and unicodedata.category(kept[-1])[0] in "LNM"):
+            kept.append(char)
+    return "".join(kept)
+
+
+def reply(sender: Text, text: Text) -> List[Dict[Text, Any]]:
+    return [{"recipient_id": sender, "text": text}]
+
+
+class RateLimiter:
+    """At most `limit` messages per sender in any `window` seconds (per server process)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self.seen: Dict[Text, Deque[float]] = defaultdict(deque)
+
+    def allow(self, sender: Text) -> bool:
+        now = time.monotonic()
+        times = self.seen[sender]
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        if len(self.seen) > 10_000:
+            self.forget_idle(now)
+        return True
+
+    def forget_idle(self, now: float) -> None:
+        for sender in [s for s, times in self.seen.items() if not times or times[-1] <= now - self.window]:
+            del self.seen[sender]
+
+
+def stored_replies(tracker: Optional[DialogueStateTracker], message_id: Text) -> Optional[List[Dict[Text, Any]]]:
+    """The replies already stored for the user message `message_id`, or None if it is new."""
+    replies: Optional[List[Dict[Text, Any]]] = None
+    for event in tracker.events if tracker else []:
+        if isinstance(event, UserUttered):
+            if replies is not None:
+                break
+            if event.message_id == message_id:
+                replies = []
+        elif isinstance(event, BotUttered) and replies is not None:
+            extra = {key: value for key, value in event.data.items() if value}
+            replies.append({"recipient_id": tracker.sender_id, "text": event.text, **extra})
+    return replies
+
+
 class CheckedRestInput(RestInput):
     """REST channel (`/webhooks/rest/webhook`) that refuses malformed requests."""
 
@@ -53,8 +142,63 @@ class CheckedRestInput(RestInput):
     def name(cls) -> Text:
         return "rest"
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        return refuse_malformed(super().blueprint(on_new_message))
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "CheckedRestInput":
+        credentials = credentials or {}
+        return cls(
+            rate_limit=int(credentials.get("rate_limit", RATE_LIMIT)),
+            rate_window=float(credentials.get("rate_window", RATE_WINDOW)),
+            max_body_bytes=int(credentials.get("max_body_bytes", MAX_BODY_BYTES)),
+        )
+
+    def __init__(
+        self, rate_limit: int = RATE_LIMIT, rate_window: float = RATE_WINDOW, max_body_bytes: int = MAX_BODY_BYTES
+    ) -> None:
+        self.limiter = RateLimiter(rate_limit, rate_window)
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request, body: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        """Handles the message under the conversation's lock, once per `message_id`."""
+        agent = request.app.ctx.agent
+        sender, message_id = body["sender"], body.get("message_id")
+        collector = CollectingOutputChannel()
+        message = UserMessage(
+            readable(body["message"]), collector, sender, input_channel=self.name(),
+            message_id=message_id, metadata=body.get("metadata"),
+        )
+        async with agent.lock_store.lock(sender):
+            if message_id:
+                earlier = stored_replies(await agent.tracker_store.retrieve(sender), message_id)
+                if earlier is not None:
+                    return earlier
+            await agent.processor.handle_message(message)
+        return collector.messages
+
+    def blueprint(self, on_new_message: Any) -> Blueprint:
+        webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> response.HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> response.HTTPResponse:
+            if len(request.body or b"") > self.max_body_bytes:
+                return response.json(reply("", TOO_LONG), status=413)
+            problem = request_problem(request)
+            if problem:
+                return response.json({"error": problem}, status=400)
+            sender = request.json["sender"]
+            if not self.limiter.allow(sender):
+                return response.json(reply(sender, TOO_FAST), status=429)
+            try:
+                replies = await self.handle(request, request.json)
+            except Exception as error:
+                # Only the error's type: its text may quote the message, and health
+                # conversations are private.
+                logger.error("Could not answer a REST message: %s", type(error).__name__)
+                return response.json(reply(sender, CANNOT_ANSWER), status=503)
+            return response.json(replies or reply(sender, NO_ANSWER))
 
 
 class CheckedCallbackInput(CallbackInput):

@@ -174,6 +174,20 @@ def servers(tmp_path_factory: pytest.TempPathFactory):
     running.stop()
 
 
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    """PostgreSQL, Redis, nginx, two Rasa replicas and an action server on loopback
+    (tests/scale/stack.py), started once: loading the model takes a minute or more."""
+    from stack import Stack  # tests/scale/ is on sys.path once its tests are collected
+
+    running = Stack(tmp_path_factory.mktemp("stack"))
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
 def variation(responses, name: Text, **slots: Text) -> Text:
     """Text of the variation of `name` whose slot conditions are exactly `slots`."""
     for candidate in responses[name]:

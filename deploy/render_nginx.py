@@ -1,0 +1,47 @@
+"""Writes nginx.conf for a set of Rasa replicas from deploy/nginx.conf.template.
+
+    python deploy/render_nginx.py --listen 0.0.0.0:8080 --rasa 10.0.0.5:5005 \
+        --rasa 10.0.0.6:5005 --origin https://help.example.org --trusted-proxy 10.0.0.0/8
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Iterable, Text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from channels import messages  # noqa: E402
+
+TEMPLATE = Path(__file__).with_name("nginx.conf.template")
+
+
+def reply(text: Text) -> Text:
+    """A REST reply body, as the assistant sends it, quoted for nginx."""
+    body = json.dumps([{"recipient_id": "", "text": text}])
+    assert "'" not in body
+    return body
+
+
+def render(listen: Text, rasa_servers: Iterable[Text], origins: Iterable[Text], trusted_proxy: Text) -> Text:
+    servers = "\n".join(f"        server {server} max_fails=1 fail_timeout=10s;" for server in rasa_servers)
+    allowed = "\n".join(f'        "{origin}" 1;' for origin in origins)
+    return (
+        TEMPLATE.read_text()
+        .replace("@LISTEN@", listen)
+        .replace("@RASA_SERVERS@", servers)
+        .replace("@ALLOWED_ORIGINS@", allowed)
+        .replace("@TRUSTED_PROXY@", trusted_proxy)
+        .replace("@TOO_LONG@", reply(messages.TOO_LONG))
+        .replace("@TOO_FAST@", reply(messages.TOO_FAST))
+        .replace("@CANNOT_ANSWER@", reply(messages.CANNOT_ANSWER))
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", required=True)
+    parser.add_argument("--rasa", action="append", required=True, help="host:port of a replica")
+    parser.add_argument("--origin", action="append", default=[], help="a site allowed to chat")
+    parser.add_argument("--trusted-proxy", default="127.0.0.1", help="address of the load balancer in front")
+    args = parser.parse_args()
+    print(render(args.listen, args.rasa, args.origin, args.trusted_proxy))

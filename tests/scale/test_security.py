@@ -1,0 +1,147 @@
+"""Security and privacy on the real stack: Rasa's HTTP API, CORS, socket.io sessions,
+request size, per-sender rate limit, and what the logs keep."""
+import asyncio
+import re
+import uuid
+from typing import Dict, List, Text
+
+import aiohttp
+import requests
+import socketio
+
+from channels.messages import TOO_FAST, TOO_LONG
+from channels.rest import RATE_LIMIT
+from conftest import ROOT, texts_of
+from stack import ORIGIN, Stack
+
+EVIL = "https://evil.example"
+
+
+def new_sender() -> Text:
+    return uuid.uuid4().hex
+
+
+def test_make_run_keeps_the_http_api_off(servers):
+    """`make run` starts Rasa without --enable-api; the test servers start it the same way."""
+    script = (ROOT / "scripts" / "run.sh").read_text().replace("\\\n", " ")
+    rasa_line = next(line for line in script.splitlines() if '"$BIN/rasa" run --model' in line)
+    assert "--port 5005" in rasa_line
+    assert "--enable-api" not in rasa_line
+    sender = new_sender()
+    assert servers.say(sender, "hello").status_code == 200
+    for method, path in [("GET", f"/conversations/{sender}/tracker"), ("GET", "/status"),
+                         ("POST", f"/conversations/{sender}/messages")]:
+        assert requests.request(method, servers.url + path, timeout=30).status_code == 404, path
+
+
+def test_the_api_needs_its_token(stack: Stack):
+    replica, sender = stack.replicas[1], new_sender()
+    assert stack.say(sender, "i'm asking for my son", url=replica.url).status_code == 200
+    stored = stack.events(sender)
+    tracker = f"{replica.url}/conversations/{sender}/tracker"
+    slot = [{"event": "slot", "name": "asking_for", "value": "self"}]
+    for token in [None, "wrong", stack.api_token[:-1]]:
+        params = {"token": token} if token else {}
+        assert requests.get(tracker, params=params, timeout=30).status_code == 401
+        assert requests.post(tracker + "/events", json=slot, params=params, timeout=30).status_code == 401
+        assert requests.put(tracker + "/events", json=[], params=params, timeout=30).status_code == 401
+        assert requests.post(f"{replica.url}/conversations/{sender}/messages", params=params,
+                             json={"text": "hello", "sender": "user"}, timeout=30).status_code == 401
+    assert stack.events(sender) == stored, "a request without the token changed the conversation"
+    read = requests.get(tracker, params={"token": stack.api_token}, timeout=30)
+    assert read.status_code == 200 and read.json()["slots"]["asking_for"] == "loved_one"
+    # nginx does not expose the API at all, token or not.
+    public = requests.get(f"{stack.url}/conversations/{sender}/tracker", params={"token": stack.api_token}, timeout=30)
+    assert public.status_code == 404
+
+
+def test_only_the_configured_origin_may_call_from_a_browser(stack: Stack):
+    body = {"sender": new_sender(), "message": "hello"}
+    webhook = "/webhooks/rest/webhook"
+    direct = stack.replicas[0].url
+    allowed = requests.post(direct + webhook, json=body, headers={"Origin": ORIGIN}, timeout=60)
+    assert allowed.headers.get("Access-Control-Allow-Origin") == ORIGIN
+    for response in [
+        requests.post(direct + webhook, json=body, headers={"Origin": EVIL}, timeout=60),
+        requests.options(direct + webhook, headers={"Origin": EVIL, "Access-Control-Request-Method": "POST"},
+                         timeout=30),
+    ]:
+        assert "Access-Control-Allow-Origin" not in response.headers, response.headers
+    # The proxy refuses other sites outright, for socket.io too (browsers need no CORS there).
+    handshake = "/socket.io/?EIO=4&transport=polling"
+    assert requests.post(stack.url + webhook, json=body, headers={"Origin": EVIL}, timeout=60).status_code == 403
+    assert requests.get(stack.url + handshake, headers={"Origin": EVIL}, timeout=30).status_code == 403
+    assert requests.get(stack.url + handshake, headers={"Origin": ORIGIN}, timeout=30).status_code == 200
+
+
+async def socketio_chat(url: Text, client_address: Text) -> Dict[Text, Text]:
+    """One polling socket.io conversation through nginx; the ids and the answer.
+
+    Every request carries the client's address, as a browser's would come from one."""
+    http = aiohttp.ClientSession(headers={"X-Forwarded-For": client_address})
+    client = socketio.AsyncClient(http_session=http)
+    confirmed: asyncio.Queue = asyncio.Queue()
+    answers: asyncio.Queue = asyncio.Queue()
+    client.on("session_confirm", confirmed.put)
+    client.on("bot_uttered", answers.put)
+    # Long polling needs every request of a session on one replica: the sticky upstream.
+    await client.connect(url, transports=["polling"])
+    try:
+        await client.emit("session_request", {})
+        session_id = await asyncio.wait_for(confirmed.get(), timeout=60)
+        await client.emit("user_uttered", {"message": "what is cold turkey", "session_id": session_id})
+        answer = await asyncio.wait_for(answers.get(), timeout=120)
+        return {"sid": client.eio.sid, "session_id": session_id, "text": answer["text"]}
+    finally:
+        await client.disconnect()
+        await client.wait()  # the close packet goes out in the background, through `http` too
+        await http.close()
+
+
+def test_socketio_sessions_are_random_and_sticky(stack: Stack, responses):
+    async def chats() -> List[Dict[Text, Text]]:
+        return list(await asyncio.gather(*(socketio_chat(stack.url, f"10.200.{n}.7") for n in range(16))))
+
+    results = asyncio.run(chats())
+    assert all(result["text"].startswith("Cold turkey means") for result in results)
+    session_ids = [result["session_id"] for result in results]
+    assert len(set(session_ids)) == len(session_ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", session_id) for session_id in session_ids)  # uuid4: 122 random bits
+    # Every request of one engine.io session went to one replica, and both replicas served some.
+    upstreams: Dict[Text, set] = {}
+    for line in (stack.nginx_dir / "logs" / "access.log").read_text().splitlines():
+        match = re.search(r" /socket\.io/ sid=(\S+) upstream=(\S+) ", line)
+        if match and match.group(1) != "-":
+            upstreams.setdefault(match.group(1), set()).add(match.group(2))
+    ours = {result["sid"]: upstreams.get(result["sid"], set()) for result in results}
+    assert all(len(replicas) == 1 for replicas in ours.values()), ours
+    assert len(set().union(*ours.values())) == 2, ours
+
+
+def test_oversized_requests_get_a_kind_413(stack: Stack):
+    body = {"sender": new_sender(), "message": "x" * 300_000}
+    for url in [stack.url, stack.replicas[0].url]:
+        response = requests.post(url + "/webhooks/rest/webhook", json=body, timeout=60)
+        assert response.status_code == 413
+        assert texts_of(response.json()) == [TOO_LONG]
+
+
+def test_one_sender_is_rate_limited_with_a_clear_reply(stack: Stack):
+    replica, sender = stack.replicas[0], new_sender()
+    statuses = [stack.say(sender, "hi", url=replica.url).status_code for _ in range(RATE_LIMIT)]
+    assert statuses == [200] * RATE_LIMIT
+    limited = stack.say(sender, "hi", url=replica.url)
+    assert limited.status_code == 429
+    assert texts_of(limited.json()) == [TOO_FAST]
+    assert stack.say(new_sender(), "hi", url=replica.url).status_code == 200
+
+
+def test_logs_do_not_keep_what_people_wrote(stack: Stack):
+    secret = f"my private worry number {uuid.uuid4().hex}"
+    for replica in stack.replicas:
+        assert stack.say(new_sender(), secret, url=replica.url).status_code == 200
+        assert stack.say(new_sender(), f"i want to die {secret}", url=replica.url).status_code == 200
+    logs = [*stack.workdir.glob("*.log"), *(stack.nginx_dir / "logs").glob("*.log")]
+    assert len(logs) >= 5
+    for log in logs:
+        assert secret.split()[-1] not in log.read_text(errors="replace"), log.name
