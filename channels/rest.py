@@ -200,6 +200,8 @@ class CheckedRestInput(RestInput):
                 return response.json(reply(sender, CANNOT_ANSWER), status=503)
             return response.json(replies or reply(sender, NO_ANSWER))
 
+        return webhook
+
 
 class CheckedCallbackInput(CallbackInput):
     """Callback channel (`/webhooks/callback/webhook`) that refuses malformed requests.
