@@ -17,6 +17,8 @@ from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockStore
 from rasa.utils.endpoints import EndpointConfig
 
+from stores.sql import use_wal
+
 
 class SQLiteLockStore(LockStore):
     """Ticket locks for the worker processes of one server, in a SQLite file."""
@@ -34,8 +36,7 @@ class SQLiteLockStore(LockStore):
         """One connection per process (a forked worker opens its own)."""
         if self._connection is None or self._pid != os.getpid():
             self._connection = sqlite3.connect(self.db, timeout=30, isolation_level=None, check_same_thread=False)
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")
+            use_wal(self._connection)
             self._pid = os.getpid()
         return self._connection
 

@@ -26,6 +26,8 @@ file (https://www.sqlite.org/wal.html).
 import itertools
 import json
 import logging
+import sqlite3
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Text
@@ -71,11 +73,17 @@ def _new_events(tracker: DialogueStateTracker, saved: _Saved) -> List[Event]:
     return list(itertools.islice(tracker.events, saved.length, None))
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def use_wal(connection: Any, _record: Any = None) -> None:
+    """Write-ahead logging, `synchronous=NORMAL`; retried while another worker switches it."""
+    for attempt in range(50):
+        try:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:  # "database is locked": both workers start at once
+            time.sleep(0.1 * (attempt + 1))
+    connection.execute("PRAGMA synchronous=NORMAL")
 
 
 class CachedSQLTrackerStore(SQLTrackerStore):
@@ -87,7 +95,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         self.cache_size = int(cache_size)
         self._cache: "OrderedDict[Text, DialogueStateTracker]" = OrderedDict()
         if self.engine.dialect.name == "sqlite":
-            sqlalchemy_event.listen(self.engine, "connect", _sqlite_pragmas)
+            sqlalchemy_event.listen(self.engine, "connect", use_wal)
             self.engine.dispose()  # connections opened so far reconnect with the pragmas
 
     def _stored_count(self, session: Any, sender_id: Text) -> int:
