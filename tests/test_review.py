@@ -30,7 +30,8 @@ CHATS = {
         "what are withdrawal symptoms",
     ],
 }
-PERSONAL_DATA = ["Jordan", "Miller", "555", "4567", "example.com", "@"]
+# Fragments with a non-hex character, so that a random hex sender id never matches them.
+PERSONAL_DATA = ["Jordan", "Miller", "555-", "-4567", "example.com", "@"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
        "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
