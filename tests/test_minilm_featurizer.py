@@ -6,7 +6,7 @@ import pytest
 from rasa.engine.graph import ExecutionContext
 from rasa.nlu.featurizers.dense_featurizer.lm_featurizer import LanguageModelFeaturizer
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
-from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.constants import RESPONSE, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -38,8 +38,8 @@ def tokenized(texts: List[Text]) -> List[Message]:
     return messages
 
 
-def features(message: Message) -> np.ndarray:
-    sequence, sentence = message.get_dense_features(TEXT)
+def features(message: Message, attribute: Text = TEXT) -> np.ndarray:
+    sequence, sentence = message.get_dense_features(attribute)
     return np.concatenate([sequence.features, sentence.features])
 
 
@@ -57,11 +57,24 @@ def test_one_message_at_a_time_matches_tensorflow(featurizers):
 
 
 def test_padded_training_batches_match_tensorflow(featurizers):
-    """Training featurizes padded batches; padding must not change any vector."""
+    """Training featurizes padded batches, and each distinct text only once (every FAQ
+    example carries its answer as `response`); every example still gets its own vectors."""
+    answers = [TEXTS[3], TEXTS[0]]
+
+    def training_data() -> TrainingData:
+        examples = [
+            Message(data={TEXT: text, RESPONSE: answers[index % 2]}) for index, text in enumerate(TEXTS * 2)
+        ]
+        data = TrainingData(training_examples=examples)
+        WhitespaceTokenizer(WhitespaceTokenizer.get_default_config()).process_training_data(data)
+        return data
+
     batches = []
     for f in featurizers:
-        data = TrainingData(training_examples=tokenized(TEXTS))
-        f.process_training_data(data)
-        batches.append([features(message) for message in data.training_examples])
-    for expected, actual, text in zip(*batches, TEXTS):
-        np.testing.assert_allclose(actual, expected, atol=1e-4, err_msg=text)
+        data = f.process_training_data(training_data())
+        batches.append([(features(m), features(m, RESPONSE)) for m in data.training_examples])
+    assert len(batches[0]) == len(batches[1]) == 2 * len(TEXTS)
+    for expected, actual in zip(*batches):
+        for want, got in zip(expected, actual):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, atol=1e-4)

@@ -1,0 +1,143 @@
+"""Rasa's DIETClassifier and ResponseSelector, predicting with NumPy instead of TensorFlow.
+
+Training, the saved model and every config option are Rasa's own. Only the prediction
+for one message changes: Rasa runs it as a TensorFlow graph call, which costs about
+6 ms a message here, almost all of it TensorFlow checking and converting inputs. The
+arithmetic is tiny, because with no transformer layers the label scores depend only
+on the message's sentence-level features:
+
+    x = [sparse sentence features @ W + b, dense sentence features]
+    x = gelu(x @ W_i + b_i) for each hidden layer      (position-wise, no mixing)
+    scores = softmax(embed(x) . label_embeddings)
+
+So at load time the weights are read out of the trained Keras model once, and each
+message costs a few small matrix products (under 0.2 ms). With a transformer, entity
+recognition, or diagnostic data requested (`rasa test`), Rasa's own path runs.
+tests/test_fast_diet.py checks that both paths give the same scores.
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Text, Tuple
+
+import numpy as np
+import scipy.special
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.nlu.classifiers.diet_classifier import DIETClassifier
+from rasa.nlu.selectors.response_selector import ResponseSelector
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.utils.tensorflow.constants import (
+    COSINE,
+    ENTITY_RECOGNITION,
+    FEATURIZERS,
+    NUM_TRANSFORMER_LAYERS,
+    SOFTMAX,
+)
+
+Dense = Tuple[np.ndarray, np.ndarray]  # kernel, bias
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU, as tf.nn.gelu computes it by default."""
+    return 0.5 * x * (1.0 + scipy.special.erf(x / np.float32(np.sqrt(2.0))))
+
+
+def _weights(layer: Any) -> Dense:
+    kernel = layer.kernel.numpy()
+    mask = getattr(layer, "kernel_mask", None)  # RandomlyConnectedDense's fixed zeros
+    if mask is not None:
+        kernel = kernel * mask.numpy()
+    return kernel, layer.bias.numpy()
+
+
+@dataclass
+class SentenceScorer:
+    """The part of a trained DIET model that scores labels for one message."""
+
+    sparse_to_dense: Optional[Dense]  # for the sparse sentence features, if any
+    hidden: List[Dense]
+    embed: Dense
+    label_embeddings: np.ndarray  # (labels, embedding dimension)
+    cosine: bool
+    softmax: bool
+    featurizers: List[Text]
+
+    @classmethod
+    def from_model(cls, model: Any, featurizers: List[Text]) -> "SentenceScorer":
+        sequence_layer = model._tf_layers["sequence_layer.text"]
+        combining = sequence_layer._tf_layers["feature_combining"]._tf_layers
+        sentence = combining["sparse_dense.sentence"]._tf_layers.get("sparse_to_dense")
+        hidden = [layer for layer in sequence_layer._tf_layers["ffnn"]._ffn_layers if hasattr(layer, "kernel")]
+        model._training = False
+        _, label_embeddings = model._create_all_labels()
+        loss = model._tf_layers["loss.label"]
+        return cls(
+            sparse_to_dense=_weights(sentence) if sentence is not None else None,
+            hidden=[_weights(layer) for layer in hidden],
+            embed=_weights(model._tf_layers["embed.text"]._dense),
+            label_embeddings=label_embeddings.numpy(),
+            cosine=loss.similarity_type == COSINE,
+            softmax=loss.model_confidence == SOFTMAX,
+            featurizers=featurizers,
+        )
+
+    def scores(self, message: Message) -> Optional[np.ndarray]:
+        """Label confidences, shaped (1, labels) like Rasa's `i_scores`; None if the
+        message lacks the sentence features the model was trained on."""
+        _, sparse = message.get_sparse_features(TEXT, self.featurizers)
+        _, dense = message.get_dense_features(TEXT, self.featurizers)
+        if (sparse is None) != (self.sparse_to_dense is None) or dense is None:
+            return None
+        parts = []
+        if sparse is not None:
+            kernel, bias = self.sparse_to_dense
+            parts.append(np.asarray(sparse.features.tocsr() @ kernel, np.float32) + bias)
+        parts.append(np.asarray(dense.features, np.float32))
+        x = np.concatenate(parts, axis=-1)
+        for kernel, bias in self.hidden:
+            x = _gelu(x @ kernel + bias)
+        x = x @ self.embed[0] + self.embed[1]
+        labels = self.label_embeddings
+        if self.cosine:
+            x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+            labels = labels / np.linalg.norm(labels, axis=-1, keepdims=True)
+        similarities = x @ labels.T
+        return scipy.special.softmax(similarities, axis=-1) if self.softmax else similarities
+
+
+class _NumPyPrediction:
+    """Mixin: DIETClassifier._predict computed by a SentenceScorer where it can be."""
+
+    _scorer: Optional[SentenceScorer] = None
+
+    def _supports_numpy(self) -> bool:
+        config = self.component_config
+        return (
+            self.model is not None
+            and config[NUM_TRANSFORMER_LAYERS] == 0
+            and not config.get(ENTITY_RECOGNITION, False)
+        )
+
+    def _predict(self, message: Message) -> Optional[Dict[Text, Any]]:
+        if self._execution_context.should_add_diagnostic_data or not self._supports_numpy():
+            return super()._predict(message)
+        if self._scorer is None:
+            self._scorer = SentenceScorer.from_model(self.model, self.component_config[FEATURIZERS])
+        scores = self._scorer.scores(message)
+        return super()._predict(message) if scores is None else {"i_scores": scores}
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR],
+    is_trainable=True,
+)
+class FastDIETClassifier(_NumPyPrediction, DIETClassifier):
+    """DIETClassifier (same training and config) whose intent prediction runs in NumPy."""
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class FastResponseSelector(_NumPyPrediction, ResponseSelector):
+    """ResponseSelector (same training and config) whose prediction runs in NumPy."""
+
+    def _supports_numpy(self) -> bool:
+        # With `use_text_as_label` the model reads another token position (DIET2DIET).
+        return super()._supports_numpy() and not self.use_text_as_label

@@ -1,0 +1,65 @@
+"""The NumPy prediction of FastDIETClassifier and FastResponseSelector equals Rasa's own.
+
+Every message goes through the trained model twice: the NumPy path the assistant
+uses, and DIETClassifier._predict, Rasa's TensorFlow path, on the same component.
+"""
+from typing import Any, List
+
+import numpy as np
+import pytest
+from rasa.nlu.classifiers.diet_classifier import DIETClassifier
+
+from components.fast_diet import FastDIETClassifier, FastResponseSelector
+from tools import heldout
+
+ODD_INPUTS = ["", "?!", "🙏🙏", "k", "¿dónde puedo encontrar ayuda?", "withdrawal " * 300]
+
+
+def components(bot) -> List[Any]:
+    nodes = bot.agent.processor.graph_runner._instantiated_nodes.values()
+    return [node._component for node in nodes if isinstance(node._component, (FastDIETClassifier, FastResponseSelector))]
+
+
+@pytest.fixture
+def both_paths(bot, monkeypatch):
+    """Records (NumPy scores, TensorFlow scores) for each component and message."""
+    found = components(bot)
+    assert {type(c) for c in found} == {FastDIETClassifier, FastResponseSelector}
+    seen = []
+    for component in found:
+        fast = component._predict
+
+        def record(message, component=component, fast=fast):
+            ours, rasa = fast(message), DIETClassifier._predict(component, message)
+            seen.append((component, ours, rasa))
+            return ours
+
+        monkeypatch.setattr(component, "_predict", record)
+    return seen
+
+
+def test_scores_equal_rasas_tensorflow_path(bot, both_paths):
+    texts = [text for phrasings in heldout.topics().values() for text in phrasings]
+    texts += heldout.crisis_messages()[:40] + heldout.non_crisis_messages()[:40] + ODD_INPUTS
+    for text in texts:
+        bot.parse(text)
+    compared = [(ours, rasa) for _, ours, rasa in both_paths if rasa is not None]
+    assert len(compared) >= 2 * len(texts) - 2 * len(ODD_INPUTS)
+    for ours, rasa in compared:
+        np.testing.assert_allclose(ours["i_scores"], rasa["i_scores"], atol=1e-5)
+        assert np.argmax(ours["i_scores"]) == np.argmax(rasa["i_scores"])
+    # The NumPy path really ran: each component built its scorer.
+    assert all(component._scorer is not None for component, _, _ in both_paths)
+
+
+def test_rasas_path_runs_when_diagnostic_data_is_asked_for(bot, both_paths):
+    """`rasa test` asks for diagnostic data, which only the TensorFlow path gives."""
+    component = components(bot)[0]
+    context = component._execution_context
+    context.should_add_diagnostic_data = True
+    try:
+        bot.parse("what are the symptoms of opiate withdrawal")
+    finally:
+        context.should_add_diagnostic_data = False
+    ours = [o for c, o, _ in both_paths if c is component]
+    assert ours and "diagnostic_data" in ours[0]
