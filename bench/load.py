@@ -5,6 +5,7 @@ never shares a CPU budget with the server it measures. Prints one JSON object.
 """
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 import time
@@ -51,23 +52,30 @@ async def send(session: aiohttp.ClientSession, url: Text, sender: Text, text: Te
     return time.perf_counter() - start
 
 
-async def converse(session, url, bot: Text, user: int, conversations: int) -> List[float]:
-    """One user holding `conversations` fresh six-turn conversations, one after another."""
-    latencies = []
-    for number in range(conversations):
+async def converse(session, url, bot: Text, user: int, deadline: float) -> List[float]:
+    """One user holding fresh six-turn conversations, one after another, until the deadline."""
+    latencies: List[float] = []
+    for number in itertools.count():
         sender = uuid.uuid4().hex
         for turn in CONVERSATIONS[bot]:
+            if time.perf_counter() >= deadline:
+                return latencies
             latencies.append(await send(session, url, sender, turn[(user + number) % len(turn)]))
     return latencies
 
 
-async def concurrent(url: Text, bot: Text, users: int, conversations: int) -> Dict[Text, Any]:
-    """`users` users at once; throughput counts every message over the whole wall time."""
+async def concurrent(url: Text, bot: Text, users: int, seconds: float) -> Dict[Text, Any]:
+    """`users` users at once for `seconds`; throughput counts every reply over the wall time.
+
+    Every user keeps chatting until the end, so a server process that happens to hold
+    fewer of the users' connections (each Sanic worker keeps the connections it
+    accepted) never sits idle while the measurement still runs.
+    """
     connector = aiohttp.TCPConnector(limit=users)
     async with aiohttp.ClientSession(timeout=TIMEOUT, connector=connector) as session:
         start = time.perf_counter()
         results = await asyncio.gather(
-            *(converse(session, url, bot, user, conversations) for user in range(users)),
+            *(converse(session, url, bot, user, start + seconds) for user in range(users)),
             return_exceptions=True,
         )
         wall = time.perf_counter() - start
@@ -103,14 +111,14 @@ def main() -> None:
     parser.add_argument("url", help="the server's REST webhook URL")
     parser.add_argument("bot", choices=sorted(CONVERSATIONS))
     parser.add_argument("--users", type=int, default=1)
-    parser.add_argument("--conversations", type=int, default=1, help="per user")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long the users chat")
     parser.add_argument("--long", type=int, default=0, help="turns of one long conversation")
     parser.add_argument("--repeats", type=int, default=1, help="long conversations to hold")
     args = parser.parse_args()
     if args.long:
         result = asyncio.run(long_conversation(args.url, args.bot, args.long, args.repeats))
     else:
-        result = asyncio.run(concurrent(args.url, args.bot, args.users, args.conversations))
+        result = asyncio.run(concurrent(args.url, args.bot, args.users, args.seconds))
     json.dump(result, sys.stdout)
 
 

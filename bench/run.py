@@ -2,9 +2,9 @@
 
 For each bot: train from scratch (fresh Rasa cache) and time it, start its action server
 and Rasa server on loopback exactly as `make run` would (same environment, channels and
-tracker store), warm up, then drive it over REST from a separate load process
-(bench/load.py): 1 user, 10 and 50 concurrent users (three repeats each), and latency
-along long conversations. Only one bot's servers run at a time. Writes
+tracker store), wait until every worker is up, warm up, then drive it over REST from a
+separate load process (bench/load.py): 1 user, 10 and 50 concurrent users chatting for
+a fixed time (three repeats each), and latency along long conversations. Only one bot's servers run at a time. Writes
 bench/results/latest.{md,json} and latency.png, and prints the table.
 """
 import json
@@ -29,12 +29,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import free_port, server_env, wait_for  # noqa: E402  (the test suite's server helpers)
 
 REPEATS = 3
-WARM_UP = {"users": 10, "conversations": 1}  # concurrent, so that every worker warms up
-LOADS = [  # users, and six-turn conversations per user: 48, 240 and 300 messages
-    {"users": 1, "conversations": 8},
-    {"users": 10, "conversations": 4},
-    {"users": 50, "conversations": 1},
+WARM_UP = {"users": 10, "seconds": 3}  # concurrent, so that every worker warms up
+LOADS = [  # users, each chatting in fresh six-turn conversations for that long
+    {"users": 1, "seconds": 4},
+    {"users": 10, "seconds": 8},
+    {"users": 50, "seconds": 8},
 ]
+UP_AND_RUNNING = "Rasa server is up and running."  # logged once by each Sanic worker
 LONG = {"long": 100, "repeats": 3}
 MARK_TURNS = [1, 10, 50, 100]
 
@@ -109,6 +110,7 @@ def serve_and_measure(bot: Bot, workdir: Path) -> None:
     try:
         wait_for(f"http://127.0.0.1:{action_port}/health", actions)
         wait_for(f"http://127.0.0.1:{rasa_port}/", server)
+        wait_for_workers(workdir / f"rasa-{bot.name}.log", int(bot.env.get("SANIC_WORKERS", 1)))
         url = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
         load(url, bot, **WARM_UP)
         runs = [[load(url, bot, **options) for options in LOADS] for _ in range(REPEATS)]
@@ -126,6 +128,16 @@ def serve_and_measure(bot: Bot, workdir: Path) -> None:
             process.terminate()
             process.wait(timeout=60)
     print(f"{bot.name}: measured", flush=True)
+
+
+def wait_for_workers(log: Path, workers: int, timeout: float = 180) -> None:
+    """The first worker up answers the health check; the others may still be loading
+    the model, and would miss the warm-up and part of the load."""
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(UP_AND_RUNNING) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only some of {workers} workers started; see {log}")
+        time.sleep(0.5)
 
 
 def turn_window(by_turn: List[List[float]], turn: int) -> List[float]:
@@ -238,8 +250,11 @@ def markdown(result: Dict[Text, Any]) -> Text:
         "# Benchmark: this assistant against the stock `rasa init` bot",
         "",
         f"Same machine ({result['machine']['cores']} cores), same run, REST channel, separate load process. "
-        f"Each load figure is the median of {REPEATS} repeats; messages per repeat: "
-        + ", ".join(f"{load['messages']} ({load['users']} users)" for load in a["loads"]) + ".",
+        f"Each load figure is the median of {REPEATS} repeats; each repeat lets the users chat for "
+        + ", ".join(f"{options['seconds']} s ({options['users']} users)" for options in LOADS)
+        + "; replies per repeat, assistant: "
+        + ", ".join(f"{load['messages']} ({load['users']} users)" for load in a["loads"])
+        + "; stock: " + ", ".join(f"{load['messages']} ({load['users']} users)" for load in s["loads"]) + ".",
         "",
         table,
         "",

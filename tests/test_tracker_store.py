@@ -7,7 +7,7 @@ from typing import List, Text, Tuple
 
 import pytest
 from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
-from rasa.shared.core.events import UserUttered
+from rasa.shared.core.events import SessionStarted, UserUttered
 
 from conftest import Bot, texts_of, variation
 from stores.sql import CachedSQLTrackerStore
@@ -93,3 +93,23 @@ def test_a_message_that_failed_before_saving_leaves_no_trace(bot, tmp_path):
     again = asyncio.run(store.retrieve(sender))
     assert again is not tracker
     assert "never saved" not in [getattr(event, "text", None) for event in again.events]
+
+
+def test_stored_count_is_rasas_count_of_the_current_session(bot, tmp_path):
+    """The plain count statement agrees with Rasa's ORM query, also after a new session."""
+    store = cached_store(bot, tmp_path / "tracker.db")
+    sender, _ = chat(bot, [store], OPENING)
+    tracker = asyncio.run(store.retrieve_full_tracker(sender))
+    tracker.update(SessionStarted())
+    tracker.update(UserUttered("hello again"))
+    asyncio.run(SQLTrackerStore.save(store, tracker))
+    with store.session_scope() as session:
+        counts = {
+            "current": (store._stored_count(session, sender),
+                        store._event_query(session, sender, fetch_events_from_all_sessions=False).count()),
+            "unknown": (store._stored_count(session, "nobody"), 0),
+        }
+        all_rows = store._event_query(session, sender, fetch_events_from_all_sessions=True).count()
+    assert counts["current"][0] == counts["current"][1] == 2
+    assert counts["unknown"] == (0, 0)
+    assert all_rows > 2
