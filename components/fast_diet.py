@@ -19,16 +19,19 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
+import scipy.sparse
 import scipy.special
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.diet_classifier import DIETClassifier
 from rasa.nlu.selectors.response_selector import ResponseSelector
-from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.constants import FEATURE_TYPE_SEQUENCE, TEXT
+from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.utils.tensorflow.constants import (
     COSINE,
     ENTITY_RECOGNITION,
     FEATURIZERS,
+    MASKED_LM,
     NUM_TRANSFORMER_LAYERS,
     SOFTMAX,
 )
@@ -105,17 +108,39 @@ class SentenceScorer:
         return scipy.special.softmax(similarities, axis=-1) if self.softmax else similarities
 
 
+def _first_token_only(message: Message) -> Message:
+    """The message with its text's sequence features cut to the first token."""
+    features = [
+        Features(
+            scipy.sparse.coo_matrix(f.features.tocsr()[:1]) if f.is_sparse() else f.features[:1],
+            f.type, f.attribute, f.origin,
+        )
+        if f.attribute == TEXT and f.type == FEATURE_TYPE_SEQUENCE
+        else f
+        for f in message.features
+    ]
+    return Message(data=message.data, output_properties=message.output_properties, time=message.time, features=features)
+
+
 class _NumPyPrediction:
-    """Mixin: DIETClassifier._predict computed by a SentenceScorer where it can be."""
+    """Mixin for DIETClassifier and ResponseSelector without transformer layers.
+
+    Prediction: `_predict` is computed by a SentenceScorer. Training: the label loss
+    reads the sentence position only, so the per-token (sequence) features cannot
+    reach it, yet Rasa pads, multiplies and back-propagates them for every token of
+    every example. Training therefore gets them cut to one token, which the sequence
+    layer needs; the weights that matter see exactly the same inputs.
+    """
 
     _scorer: Optional[SentenceScorer] = None
 
-    def _supports_numpy(self) -> bool:
+    def _sentence_only(self) -> bool:
+        """Whether the config lets only sentence features reach the labels."""
         config = self.component_config
         return (
-            self.model is not None
-            and config[NUM_TRANSFORMER_LAYERS] == 0
+            config[NUM_TRANSFORMER_LAYERS] == 0
             and not config.get(ENTITY_RECOGNITION, False)
+            and not config.get(MASKED_LM, False)
         )
 
     @classmethod
@@ -126,9 +151,17 @@ class _NumPyPrediction:
         return component
 
     def _scorer_or_none(self) -> Optional[SentenceScorer]:
-        if self._scorer is None and self._supports_numpy():
+        if self._scorer is None and self.model is not None and self._sentence_only():
             self._scorer = SentenceScorer.from_model(self.model, self.component_config[FEATURIZERS])
         return self._scorer
+
+    def _create_model_data(
+        self, training_data: List[Message], label_id_dict: Optional[Dict[Text, int]] = None,
+        label_attribute: Optional[Text] = None, training: bool = True,
+    ) -> Any:
+        if training and self._sentence_only():
+            training_data = [_first_token_only(message) for message in training_data]
+        return super()._create_model_data(training_data, label_id_dict, label_attribute, training)
 
     def _predict(self, message: Message) -> Optional[Dict[Text, Any]]:
         scorer = self._scorer_or_none()
@@ -150,6 +183,6 @@ class FastDIETClassifier(_NumPyPrediction, DIETClassifier):
 class FastResponseSelector(_NumPyPrediction, ResponseSelector):
     """ResponseSelector (same training and config) whose prediction runs in NumPy."""
 
-    def _supports_numpy(self) -> bool:
+    def _sentence_only(self) -> bool:
         # With `use_text_as_label` the model reads another token position (DIET2DIET).
-        return super()._supports_numpy() and not self.use_text_as_label
+        return super()._sentence_only() and not self.use_text_as_label

@@ -1,4 +1,4 @@
-"""The NumPy prediction of FastDIETClassifier and FastResponseSelector equals Rasa's own.
+"""FastDIETClassifier and FastResponseSelector: NumPy predictions equal Rasa's own.
 
 Every message goes through the trained model twice: the NumPy path the assistant
 uses, and DIETClassifier._predict, Rasa's TensorFlow path, on the same component.
@@ -7,9 +7,12 @@ from typing import Any, List
 
 import numpy as np
 import pytest
+import scipy.sparse
 from rasa.nlu.classifiers.diet_classifier import DIETClassifier
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
 
-from components.fast_diet import FastDIETClassifier, FastResponseSelector
+from components.fast_diet import FastDIETClassifier, FastResponseSelector, _first_token_only
 from tools import heldout
 
 ODD_INPUTS = ["", "?!", "🙏🙏", "k", "¿dónde puedo encontrar ayuda?", "withdrawal " * 300]
@@ -22,7 +25,7 @@ def components(bot) -> List[Any]:
 
 @pytest.fixture
 def both_paths(bot, monkeypatch):
-    """Records (NumPy scores, TensorFlow scores) for each component and message."""
+    """Records (component, NumPy scores, TensorFlow scores, message) for each call."""
     found = components(bot)
     assert {type(c) for c in found} == {FastDIETClassifier, FastResponseSelector}
     seen = []
@@ -31,7 +34,7 @@ def both_paths(bot, monkeypatch):
 
         def record(message, component=component, fast=fast):
             ours, rasa = fast(message), DIETClassifier._predict(component, message)
-            seen.append((component, ours, rasa))
+            seen.append((component, ours, rasa, message))
             return ours
 
         monkeypatch.setattr(component, "_predict", record)
@@ -43,13 +46,13 @@ def test_scores_equal_rasas_tensorflow_path(bot, both_paths):
     texts += heldout.crisis_messages()[:40] + heldout.non_crisis_messages()[:40] + ODD_INPUTS
     for text in texts:
         bot.parse(text)
-    compared = [(ours, rasa) for _, ours, rasa in both_paths if rasa is not None]
+    compared = [(ours, rasa) for _, ours, rasa, _ in both_paths if rasa is not None]
     assert len(compared) >= 2 * len(texts) - 2 * len(ODD_INPUTS)
     for ours, rasa in compared:
         np.testing.assert_allclose(ours["i_scores"], rasa["i_scores"], atol=1e-5)
         assert np.argmax(ours["i_scores"]) == np.argmax(rasa["i_scores"])
     # The NumPy path really ran: each component built its scorer.
-    assert all(component._scorer is not None for component, _, _ in both_paths)
+    assert all(component._scorer is not None for component, _, _, _ in both_paths)
 
 
 def test_rasas_path_runs_when_diagnostic_data_is_asked_for(bot, both_paths):
@@ -61,5 +64,24 @@ def test_rasas_path_runs_when_diagnostic_data_is_asked_for(bot, both_paths):
         bot.parse("what are the symptoms of opiate withdrawal")
     finally:
         context.should_add_diagnostic_data = False
-    ours = [o for c, o, _ in both_paths if c is component]
+    ours = [o for c, o, _, _ in both_paths if c is component]
     assert ours and "diagnostic_data" in ours[0]
+
+
+
+def _array(features: Any) -> np.ndarray:
+    return features.toarray() if scipy.sparse.issparse(features) else np.asarray(features)
+
+
+def test_training_sees_the_first_token_only_and_the_whole_sentence(bot, both_paths):
+    """Training cuts the per-token features (they cannot reach the labels); the
+    sentence features, the text and the original message stay as they were."""
+    bot.parse("my son is in withdrawal and cannot sleep")
+    message = both_paths[0][3]
+    cut = _first_token_only(message)
+    assert cut.get(TEXT) == message.get(TEXT)
+    for features_of in (Message.get_sparse_features, Message.get_dense_features):
+        (sequence, sentence), (cut_sequence, cut_sentence) = features_of(message, TEXT), features_of(cut, TEXT)
+        assert sequence.features.shape[0] > 1 and cut_sequence.features.shape[0] == 1
+        np.testing.assert_array_equal(_array(cut_sequence.features), _array(sequence.features)[:1])
+        np.testing.assert_array_equal(_array(cut_sentence.features), _array(sentence.features))
