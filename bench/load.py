@@ -52,15 +52,19 @@ async def send(session: aiohttp.ClientSession, url: Text, sender: Text, text: Te
     return time.perf_counter() - start
 
 
-async def converse(session, url, bot: Text, user: int, deadline: float) -> List[float]:
-    """One user holding fresh six-turn conversations, one after another, until the deadline."""
+async def converse(url: Text, bot: Text, user: int, deadline: float) -> List[float]:
+    """One user holding fresh six-turn conversations, one after another, until the deadline.
+
+    Each conversation is a new visitor, so it comes on a connection of its own.
+    """
     latencies: List[float] = []
     for number in itertools.count():
         sender = uuid.uuid4().hex
-        for turn in CONVERSATIONS[bot]:
-            if time.perf_counter() >= deadline:
-                return latencies
-            latencies.append(await send(session, url, sender, turn[(user + number) % len(turn)]))
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            for turn in CONVERSATIONS[bot]:
+                if time.perf_counter() >= deadline:
+                    return latencies
+                latencies.append(await send(session, url, sender, turn[(user + number) % len(turn)]))
     return latencies
 
 
@@ -68,17 +72,14 @@ async def concurrent(url: Text, bot: Text, users: int, seconds: float) -> Dict[T
     """`users` users at once for `seconds`; throughput counts every reply over the wall time.
 
     Every user keeps chatting until the end, so a server process that happens to hold
-    fewer of the users' connections (each Sanic worker keeps the connections it
-    accepted) never sits idle while the measurement still runs.
+    fewer of the open connections never sits idle while the measurement still runs.
     """
-    connector = aiohttp.TCPConnector(limit=users)
-    async with aiohttp.ClientSession(timeout=TIMEOUT, connector=connector) as session:
-        start = time.perf_counter()
-        results = await asyncio.gather(
-            *(converse(session, url, bot, user, start + seconds) for user in range(users)),
-            return_exceptions=True,
-        )
-        wall = time.perf_counter() - start
+    start = time.perf_counter()
+    results = await asyncio.gather(
+        *(converse(url, bot, user, start + seconds) for user in range(users)),
+        return_exceptions=True,
+    )
+    wall = time.perf_counter() - start
     errors = [repr(result) for result in results if isinstance(result, BaseException)]
     latencies = [value for result in results if isinstance(result, list) for value in result]
     return {"users": users, "messages": len(latencies), "errors": errors, "wall_s": wall,

@@ -31,7 +31,7 @@ from conftest import free_port, server_env, wait_for  # noqa: E402  (the test su
 REPEATS = 3
 WARM_UP = {"users": 10, "seconds": 3}  # concurrent, so that every worker warms up
 LOADS = [  # users, each chatting in fresh six-turn conversations for that long
-    {"users": 1, "seconds": 4},
+    {"users": 1, "seconds": 5},
     {"users": 10, "seconds": 8},
     {"users": 50, "seconds": 8},
 ]
