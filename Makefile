@@ -74,7 +74,7 @@ shell: install $(MODEL)
 test: install $(MODEL)
 	$(BIN)/python -m pytest tests
 
-# Speed and memory against the stock `rasa init` bot (about 10 minutes; not part of test).
+# Speed and memory against the stock `rasa init` bot (about 8 minutes; not part of test).
 bench: install
 	$(BIN)/python -m bench.run
 

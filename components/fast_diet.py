@@ -1,19 +1,24 @@
-"""Rasa's DIETClassifier and ResponseSelector, predicting with NumPy instead of TensorFlow.
+"""Rasa's DIETClassifier and ResponseSelector, without work that cannot change the result.
 
-Training, the saved model and every config option are Rasa's own. Only the prediction
-for one message changes: Rasa runs it as a TensorFlow graph call, which costs about
-6 ms a message here, almost all of it TensorFlow checking and converting inputs. The
-arithmetic is tiny, because with no transformer layers the label scores depend only
-on the message's sentence-level features:
+With no transformer layers (and no entity recognition or masked language model), the
+label scores depend only on the message's sentence-level features; the per-token
+(sequence) features never reach them:
 
     x = [sparse sentence features @ W + b, dense sentence features]
     x = gelu(x @ W_i + b_i) for each hidden layer      (position-wise, no mixing)
     scores = softmax(embed(x) . label_embeddings)
 
-So at load time the weights are read out of the trained Keras model once, and each
-message costs a few small matrix products (about 0.2 ms). With a transformer, entity
-recognition, or diagnostic data requested (`rasa test`), Rasa's own path runs.
-tests/test_fast_diet.py checks that both paths give the same scores.
+Prediction: Rasa runs this as a TensorFlow graph call, about 6 ms a message here, almost
+all of it TensorFlow checking and converting inputs. At load time the weights are read
+out of the trained Keras model once, and each message costs a few small matrix
+products in NumPy (about 0.2 ms). With diagnostic data requested (`rasa test`), or a
+config this does not cover, Rasa's own path runs. tests/test_fast_diet.py checks that
+both paths give the same scores.
+
+Training: Rasa pads, multiplies and back-propagates the sequence features of every
+token of every example. Here each example keeps only its first token's (the sequence
+layer needs one), so the weights that matter see the same inputs at a fraction of
+the cost. Config options, saved model and loading are Rasa's own.
 """
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Text, Tuple
@@ -123,14 +128,8 @@ def _first_token_only(message: Message) -> Message:
 
 
 class _NumPyPrediction:
-    """Mixin for DIETClassifier and ResponseSelector without transformer layers.
-
-    Prediction: `_predict` is computed by a SentenceScorer. Training: the label loss
-    reads the sentence position only, so the per-token (sequence) features cannot
-    reach it, yet Rasa pads, multiplies and back-propagates them for every token of
-    every example. Training therefore gets them cut to one token, which the sequence
-    layer needs; the weights that matter see exactly the same inputs.
-    """
+    """Mixin for DIETClassifier and ResponseSelector: sentence features only, where the
+    config lets nothing else reach the labels (see the module docstring)."""
 
     _scorer: Optional[SentenceScorer] = None
 
@@ -176,12 +175,12 @@ class _NumPyPrediction:
     is_trainable=True,
 )
 class FastDIETClassifier(_NumPyPrediction, DIETClassifier):
-    """DIETClassifier (same training and config) whose intent prediction runs in NumPy."""
+    """DIETClassifier (same config and model), predicting in NumPy and training on what counts."""
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class FastResponseSelector(_NumPyPrediction, ResponseSelector):
-    """ResponseSelector (same training and config) whose prediction runs in NumPy."""
+    """ResponseSelector (same config and model), predicting in NumPy and training on what counts."""
 
     def _sentence_only(self) -> bool:
         # With `use_text_as_label` the model reads another token position (DIET2DIET).
