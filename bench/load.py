@@ -36,18 +36,22 @@ CONVERSATIONS = {
     ],
 }
 TIMEOUT = aiohttp.ClientTimeout(total=60)
+# The stock bot's policies sometimes answer nothing deep into a long conversation (seen
+# once in five runs); that is its behaviour, not a failed request. The assistant must
+# always answer.
+MAY_STAY_SILENT = {"stock"}
 
 
 class Errors(Exception):
     """A request failed or came back without a reply."""
 
 
-async def send(session: aiohttp.ClientSession, url: Text, sender: Text, text: Text) -> float:
+async def send(session: aiohttp.ClientSession, url: Text, bot: Text, sender: Text, text: Text) -> float:
     """Sends one message; returns the seconds until the full reply arrived."""
     start = time.perf_counter()
     async with session.post(url, json={"sender": sender, "message": text}) as response:
         body = await response.json(content_type=None)
-        if response.status != 200 or not body:
+        if response.status != 200 or (not body and bot not in MAY_STAY_SILENT):
             raise Errors(f"{response.status} {body!r} for {text!r}")
     return time.perf_counter() - start
 
@@ -64,7 +68,7 @@ async def converse(url: Text, bot: Text, user: int, deadline: float) -> List[flo
             for turn in CONVERSATIONS[bot]:
                 if time.perf_counter() >= deadline:
                     return latencies
-                latencies.append(await send(session, url, sender, turn[(user + number) % len(turn)]))
+                latencies.append(await send(session, url, bot, sender, turn[(user + number) % len(turn)]))
     return latencies
 
 
@@ -94,7 +98,7 @@ async def long_conversation(url: Text, bot: Text, turns: int, repeats: int) -> D
         for _ in range(repeats):
             sender = uuid.uuid4().hex
             for turn in range(turns):
-                by_turn[turn].append(await send(session, url, sender, flat[turn % len(flat)]))
+                by_turn[turn].append(await send(session, url, bot, sender, flat[turn % len(flat)]))
     return {"latency_by_turn_ms": [[1000 * v for v in values] for values in by_turn]}
 
 

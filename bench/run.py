@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import free_port, server_env, wait_for  # noqa: E402  (the test suite's server helpers)
+from conftest import free_port, server_env, stop_process_group, wait_for  # noqa: E402  (the test suite's server helpers)
 
 REPEATS = 3
 WARM_UP = {"users": 10, "seconds": 3}  # concurrent, so that every worker warms up
@@ -102,11 +102,12 @@ def serve_and_measure(bot: Bot, workdir: Path) -> None:
     endpoints_file.write_text(yaml.safe_dump(endpoints))
     logs = [(workdir / f"{name}-{bot.name}.log").open("w") for name in ("actions", "rasa")]
     actions = subprocess.Popen(rasa("run", "actions", "--actions", "actions", "--port", str(action_port)),
-                               cwd=bot.project, stdout=logs[0], stderr=subprocess.STDOUT)
+                               cwd=bot.project, stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True)
     server = subprocess.Popen(
         rasa("run", "--model", str(bot.model), "--endpoints", str(endpoints_file),
              "--credentials", str(bot.credentials), "--interface", "127.0.0.1", "--port", str(rasa_port)),
-        cwd=bot.project, stdout=logs[1], stderr=subprocess.STDOUT, env={**os.environ, **bot.env})
+        cwd=bot.project, stdout=logs[1], stderr=subprocess.STDOUT, env={**os.environ, **bot.env},
+        start_new_session=True)
     try:
         wait_for(f"http://127.0.0.1:{action_port}/health", actions)
         wait_for(f"http://127.0.0.1:{rasa_port}/", server)
@@ -125,8 +126,7 @@ def serve_and_measure(bot: Bot, workdir: Path) -> None:
         bot.results["actions_rss_mb"] = peak_rss_mb(actions.pid)
     finally:
         for process in (server, actions):
-            process.terminate()
-            process.wait(timeout=60)
+            stop_process_group(process, timeout=60)
     print(f"{bot.name}: measured", flush=True)
 
 

@@ -5,6 +5,7 @@ here uses the same models/withdrawal-help.tar.gz.
 """
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,6 +90,21 @@ def wait_for(url: Text, process: subprocess.Popen, timeout: float = 180) -> None
     raise TimeoutError(f"{url} did not come up in {timeout} s")
 
 
+def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Waits for a server started with `start_new_session=True` to stop, then ends what is
+    left of its process group: a Sanic worker can outlive a parent killed at the timeout."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
 def server_env() -> Dict[Text, Text]:
     """The worker and thread settings `make run` uses (server.env)."""
     lines = (ROOT / "server.env").read_text().splitlines()
@@ -128,6 +144,7 @@ class Servers:
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
             env=self.env,
+            start_new_session=True,  # its own process group: stop() can end every worker
         )
 
     def _start_actions(self) -> subprocess.Popen:
@@ -159,12 +176,7 @@ class Servers:
 
     def stop(self) -> None:
         for process in (self.rasa, self.actions):
-            process.terminate()
-        for process in (self.rasa, self.actions):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process_group(process)
 
 
 @pytest.fixture(scope="session")
