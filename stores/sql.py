@@ -47,7 +47,7 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
-import sqlalchemy
+import sqlalchemy.orm
 from sqlalchemy import event as sqlalchemy_event
 
 logger = logging.getLogger(__name__)
