@@ -4,8 +4,9 @@ For each bot: train from scratch (fresh Rasa cache) and time it, start its actio
 and Rasa server on loopback exactly as `make run` would (same environment, channels and
 tracker store), wait until every worker is up, warm up, then drive it over REST from a
 separate load process (bench/load.py): 1 user, 10 and 50 concurrent users chatting for
-a fixed time (three repeats each), and latency along long conversations. Only one bot's servers run at a time. Writes
-bench/results/latest.{md,json} and latency.png, and prints the table.
+a fixed time (three repeats each), and latency along long conversations. Only one
+bot's servers run at a time. Writes bench/results/latest.{md,json} and latency.png,
+and prints the table.
 """
 import json
 import os
@@ -26,7 +27,9 @@ BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import free_port, server_env, stop_process_group, wait_for  # noqa: E402  (the test suite's server helpers)
+from conftest import (  # noqa: E402  (the test suite's server helpers)
+    free_port, server_env, stop_process_group, wait_for, wait_for_workers,
+)
 
 REPEATS = 3
 WARM_UP = {"users": 10, "seconds": 3}  # concurrent, so that every worker warms up
@@ -35,7 +38,6 @@ LOADS = [  # users, each chatting in fresh six-turn conversations for that long
     {"users": 10, "seconds": 8},
     {"users": 50, "seconds": 8},
 ]
-UP_AND_RUNNING = "Rasa server is up and running."  # logged once by each Sanic worker
 LONG = {"long": 100, "repeats": 3}
 MARK_TURNS = [1, 10, 50, 100]
 
@@ -130,16 +132,6 @@ def serve_and_measure(bot: Bot, workdir: Path) -> None:
     print(f"{bot.name}: measured", flush=True)
 
 
-def wait_for_workers(log: Path, workers: int, timeout: float = 180) -> None:
-    """The first worker up answers the health check; the others may still be loading
-    the model, and would miss the warm-up and part of the load."""
-    deadline = time.monotonic() + timeout
-    while log.read_text().count(UP_AND_RUNNING) < workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only some of {workers} workers started; see {log}")
-        time.sleep(0.5)
-
-
 def turn_window(by_turn: List[List[float]], turn: int) -> List[float]:
     """Latencies of the turns around `turn` (1-based) in every long conversation."""
     index = turn - 1
@@ -216,6 +208,10 @@ def report(assistant: Bot, stock: Bot) -> Dict[Text, Any]:
     return result
 
 
+def replies(results: Dict[Text, Any]) -> Text:
+    return ", ".join(f"{load['messages']} ({load['users']} users)" for load in results["loads"])
+
+
 def markdown(result: Dict[Text, Any]) -> Text:
     a, s = result["assistant"], result["stock"]
     rows = [("figure", "assistant", "stock rasa init", "assistant / stock")]
@@ -252,9 +248,7 @@ def markdown(result: Dict[Text, Any]) -> Text:
         f"Same machine ({result['machine']['cores']} cores), same run, REST channel, separate load process. "
         f"Each load figure is the median of {REPEATS} repeats; each repeat lets the users chat for "
         + ", ".join(f"{options['seconds']} s ({options['users']} users)" for options in LOADS)
-        + "; replies per repeat, assistant: "
-        + ", ".join(f"{load['messages']} ({load['users']} users)" for load in a["loads"])
-        + "; stock: " + ", ".join(f"{load['messages']} ({load['users']} users)" for load in s["loads"]) + ".",
+        + f"; replies per repeat, assistant: {replies(a)}; stock: {replies(s)}.",
         "",
         table,
         "",

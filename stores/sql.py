@@ -106,18 +106,19 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             )
             sqlalchemy_event.listen(self.engine, "connect", use_wal)
             self.sessionmaker = sqlalchemy.orm.sessionmaker(bind=self.engine)
-
-    def _stored_count(self, session: Any, sender_id: Text) -> int:
-        """Rows of the conversation's current session: the count of Rasa's own
-        `_event_query(sender_id, fetch_events_from_all_sessions=False)`, as one plain
-        statement (the ORM query cost about 2 ms to build, twice a message)."""
+        # The count of Rasa's own `_event_query(fetch_events_from_all_sessions=False)`, as
+        # one plain statement (the ORM query cost about 2 ms to build, twice a message).
         table = self.SQLEvent.__tablename__
-        statement = sqlalchemy.text(
+        self._count_current_session = sqlalchemy.text(
             f"SELECT COUNT(*) FROM {table} WHERE sender_id = :sender AND timestamp >= COALESCE("
             f"(SELECT MAX(timestamp) FROM {table} WHERE sender_id = :sender AND type_name = :started), "
             "timestamp)"
         )
-        return session.execute(statement, {"sender": sender_id, "started": SessionStarted.type_name}).scalar()
+
+    def _stored_count(self, session: Any, sender_id: Text) -> int:
+        """Rows of the conversation's current session."""
+        parameters = {"sender": sender_id, "started": SessionStarted.type_name}
+        return session.execute(self._count_current_session, parameters).scalar()
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         with self.session_scope() as session:

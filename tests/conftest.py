@@ -90,6 +90,19 @@ def wait_for(url: Text, process: subprocess.Popen, timeout: float = 180) -> None
     raise TimeoutError(f"{url} did not come up in {timeout} s")
 
 
+UP_AND_RUNNING = "Rasa server is up and running."  # logged once by each Sanic worker
+
+
+def wait_for_workers(log: Path, workers: int, timeout: float = 180) -> None:
+    """The first worker up answers the health check; the others may still be loading
+    the model, and would miss the first requests."""
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(UP_AND_RUNNING) < workers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only some of {workers} workers started; see {log}")
+        time.sleep(0.5)
+
+
 def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
     """Waits for a server started with `start_new_session=True` to stop, then ends what is
     left of its process group: a Sanic worker can outlive a parent killed at the timeout."""
@@ -165,6 +178,7 @@ class Servers:
             self.rasa_log,
         )
         wait_for(self.url + "/", process)
+        wait_for_workers(self.rasa_log, int(self.env.get("SANIC_WORKERS", 1)))
         return process
 
     def say(self, sender: Text, text: Any, **extra: Any) -> requests.Response:

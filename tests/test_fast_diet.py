@@ -68,7 +68,6 @@ def test_rasas_path_runs_when_diagnostic_data_is_asked_for(bot, both_paths):
     assert ours and "diagnostic_data" in ours[0]
 
 
-
 def _array(features: Any) -> np.ndarray:
     return features.toarray() if scipy.sparse.issparse(features) else np.asarray(features)
 
