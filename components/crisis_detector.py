@@ -23,17 +23,25 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.constants import SPACY_DOCS
 from rasa.nlu.utils.spacy_utils import SpacyModel, SpacyNLP
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 PATTERNS_FILE = Path(__file__).with_name("crisis_patterns.yml")
 CRISIS_INTENT = "crisis"
 # Added to the parse data so that reviewers can see why a message was escalated.
 DETECTOR_KEY = "crisis_detector"
+# The entity (and slot) that picks the crisis path: someone may be overdosing, the
+# writer is at risk, or the writer is worried that someone else is.
+PATH_ENTITY = "crisis_path"
+OVERDOSE_CATEGORIES = {"overdose", "unresponsive", "breathing", "too_many_pills", "dangerous_mix", "mixed_now"}
+OTHER_REFLEXIVE = {"himself", "herself", "themselves", "themself"}
+OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
+FIRST_PERSON = {"i", "me", "myself", "my", "im", "i'm", "ill", "i'll", "mine", "yo", "me"}
 ANY_WORD = "?"
 NOT = "!"
 MANY = "<many>"
 UNLESS = "!unless"
+NOW = "!now"
 
 
 def _token_specs(alternative: Text, nlp: Language) -> List[Dict[Text, Any]]:
@@ -79,6 +87,7 @@ class CrisisMatcher:
         for category, parts in self.categories.items():
             self._add(category, parts.get("any", []), nlp)
             self._add(category + UNLESS, parts.get("unless", []), nlp)
+            self._add(category + NOW, parts.get("now", []), nlp)
             for group, lines in parts.get("all", {}).items():
                 self._add(f"{category}/{group}", lines, nlp)
 
@@ -94,6 +103,8 @@ class CrisisMatcher:
         for match_id, start, end in self.matcher(doc):
             found.setdefault(doc.vocab.strings[match_id], doc[start:end].text)
         for category, parts in self.categories.items():
+            if category + NOW in found:
+                return {"category": category, "phrase": found[category + NOW]}
             if category + UNLESS in found:
                 continue
             if category in found:
@@ -163,7 +174,27 @@ class CrisisDetector(GraphComponent):
         return None
 
     @staticmethod
-    def _force_crisis(message: Message, reason: Dict[Text, Text]) -> None:
+    def crisis_path(reason: Dict[Text, Text], text: Text) -> Text:
+        """`overdose` for an emergency of the body (911 and first aid first), `other` when
+        the words are about someone else at risk, else `self`: a first-person crisis
+        always asks about the writer."""
+        if reason["category"] in OVERDOSE_CATEGORIES:
+            return "overdose"
+        words = set(text.lower().replace(",", " ").replace(".", " ").split())
+        phrase = set(reason["phrase"].lower().split())
+        if phrase & OTHER_REFLEXIVE or (words & OTHER_PERSON and not words & FIRST_PERSON):
+            return "other"
+        return "self"
+
+    @classmethod
+    def _force_crisis(cls, message: Message, reason: Dict[Text, Text]) -> None:
+        text = message.get(TEXT) or ""
+        path = {
+            "entity": PATH_ENTITY, "value": cls.crisis_path(reason, text),
+            "start": 0, "end": len(text), "confidence": 1.0, "extractor": cls.__name__,
+        }
+        entities = [e for e in message.get(ENTITIES) or [] if e.get("entity") != PATH_ENTITY]
+        message.set(ENTITIES, entities + [path], add_to_output=True)
         crisis = {"name": CRISIS_INTENT, "confidence": 1.0}
         others = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != CRISIS_INTENT]
         message.set(INTENT, crisis, add_to_output=True)

@@ -214,11 +214,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         running.stop()
 
 
-def variation(responses, name: Text, **slots: Text) -> Text:
-    """Text of the variation of `name` whose slot conditions are exactly `slots`."""
+def variation(responses, name: Text, channel: Optional[Text] = None, **slots: Text) -> Text:
+    """Text of the variation of `name` for `channel` whose slot conditions are exactly `slots`."""
     for candidate in responses[name]:
         condition = {c["name"]: c["value"] for c in candidate.get("condition", [])}
-        if condition == slots:
+        if condition == slots and candidate.get("channel") == channel:
             return candidate["text"]
     raise KeyError(f"{name} has no variation for {slots}")
 

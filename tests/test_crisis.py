@@ -21,8 +21,9 @@ MAX_NEAR_MISS_ALARM_RATE = 0.20
 
 
 @pytest.fixture(scope="module")
-def crisis_text(responses):
-    return responses["utter_crisis"][0]["text"]
+def crisis_texts(responses):
+    """Every variation of the crisis reply (the overdose and the at-risk paths)."""
+    return {variation["text"] for variation in responses["utter_crisis"]}
 
 
 def first_reply(bot, text):
@@ -35,8 +36,8 @@ def test_heldout_sets_are_big_enough():
     assert len(NON_CRISIS) >= 120
 
 
-def false_alarms(bot, crisis_text, texts, name):
-    alarms = [text for text in texts if first_reply(bot, text) == crisis_text]
+def false_alarms(bot, crisis_texts, texts, name):
+    alarms = [text for text in texts if first_reply(bot, text) in crisis_texts]
     rate = len(alarms) / len(texts)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"crisis_false_alarms_{name}.json").write_text(
@@ -46,8 +47,8 @@ def false_alarms(bot, crisis_text, texts, name):
     return rate, alarms
 
 
-def test_every_crisis_message_gets_the_crisis_reply_first(bot, crisis_text):
-    missed = [text for text in CRISIS_MESSAGES if first_reply(bot, text) != crisis_text]
+def test_every_crisis_message_gets_the_crisis_reply_first(bot, crisis_texts):
+    missed = [text for text in CRISIS_MESSAGES if first_reply(bot, text) not in crisis_texts]
     recall = 1 - len(missed) / len(CRISIS_MESSAGES)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "crisis_recall.json").write_text(
@@ -57,13 +58,13 @@ def test_every_crisis_message_gets_the_crisis_reply_first(bot, crisis_text):
     assert missed == []
 
 
-def test_non_crisis_messages_rarely_get_the_crisis_reply(bot, crisis_text):
-    rate, alarms = false_alarms(bot, crisis_text, NON_CRISIS, "non_crisis")
+def test_non_crisis_messages_rarely_get_the_crisis_reply(bot, crisis_texts):
+    rate, alarms = false_alarms(bot, crisis_texts, NON_CRISIS, "non_crisis")
     assert rate <= MAX_FALSE_ALARM_RATE, alarms
 
 
-def test_near_misses_seldom_get_the_crisis_reply(bot, crisis_text):
-    rate, alarms = false_alarms(bot, crisis_text, NEAR_MISSES, "near_misses")
+def test_near_misses_seldom_get_the_crisis_reply(bot, crisis_texts):
+    rate, alarms = false_alarms(bot, crisis_texts, NEAR_MISSES, "near_misses")
     assert rate <= MAX_NEAR_MISS_ALARM_RATE, alarms
 
 
@@ -80,15 +81,16 @@ def test_idioms_and_risk_questions_get_the_faq_answer(bot, text, topic):
     assert heldout.response_key(parsed) == topic
 
 
-def test_crisis_interrupts_a_conversation_and_follows_up(bot, crisis_text, responses):
+def test_crisis_interrupts_a_conversation_and_follows_up(bot, responses):
     replies = bot.chat(
         "what are the symptoms of withdrawal",
         "my boyfriend took xanax with his oxy and now he wont wake up",
         "no",
     )
-    # "my boyfriend" makes the follow-up ask about the loved one.
-    asked = variation(responses, "utter_ask_safe", asking_for="loved_one")
-    assert texts_of(replies[1]) == [crisis_text, asked]
+    # Someone may be overdosing: 911 and first aid first, then a question about them.
+    assert texts_of(replies[1]) == [
+        variation(responses, "utter_crisis", crisis_path="overdose"), variation(responses, "utter_ask_safe", crisis_path="overdose")
+    ]
     assert texts_of(replies[2]) == [responses["utter_crisis_not_safe"][0]["text"]]
 
 

@@ -46,6 +46,16 @@ def test_any_all_unless_and_alone(nlp):
     assert m.find(nlp("what does od mean")) is None
 
 
+def test_an_overdose_happening_now_is_never_cancelled_by_an_exception(nlp):
+    m = matcher(
+        nlp,
+        {"overdose": {"any": ["=overdosed"], "now": ["od right_now"], "unless": ["how do i know"]}},
+    )
+    assert m.find(nlp("how do i know if he overdosed")) is None
+    found = m.find(nlp("he is having an od right now, how do i know what to do"))
+    assert found == {"category": "overdose", "phrase": "od right now"}
+
+
 def detect(nlp, text, intent, confidence, ranking=()):
     message = Message(data={"text": text})
     message.set("intent", {"name": intent, "confidence": confidence})

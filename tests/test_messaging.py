@@ -133,11 +133,11 @@ def test_a_full_conversation_over_the_callback_channel(messaging, callback_app, 
 
     callback_say(messaging, sender, CRISIS_MESSAGE)
     crisis = [body for _, body in callback_app.take()]
-    assert texts_of(crisis) == [responses["utter_crisis"][0]["text"], variation(responses, "utter_ask_safe")]
+    assert texts_of(crisis) == [variation(responses, "utter_crisis", crisis_path="overdose"), variation(responses, "utter_ask_safe", crisis_path="overdose")]
     assert "(tel:911)" in crisis[0]["text"]
 
     callback_say(messaging, sender, crisis[1]["buttons"][0]["payload"])
-    assert texts_of([body for _, body in callback_app.take()]) == [variation(responses, "utter_crisis_safe")]
+    assert texts_of([body for _, body in callback_app.take()]) == [variation(responses, "utter_crisis_safe", crisis_path="overdose")]
 
 
 def test_the_callback_channel_refuses_malformed_requests(messaging, callback_app):
@@ -310,16 +310,17 @@ def test_the_crisis_reply_reaches_every_messaging_app(bot, platforms, responses,
     bot.loop.run_until_complete(bot.agent.handle_message(UserMessage(CRISIS_MESSAGE, channel, sender)))
     texts, buttons = sent_texts(name, platforms.take())
 
-    plain = variation(responses, "utter_crisis")  # the default, with markdown links
-    crisis = next(v["text"] for v in responses["utter_crisis"] if v.get("channel") == name)
+    plain = variation(responses, "utter_crisis", crisis_path="overdose")  # the default, with markdown links
+    crisis = variation(responses, "utter_crisis", channel=name, crisis_path="overdose")
+    ask_safe = next(v for v in responses["utter_ask_safe"] if v.get("condition") and v["condition"][0]["value"] == "overdose")
     assert "](tel:" in plain and "](" not in crisis
     for number in ("911", "988", "1-800-662-4357"):
         assert number in crisis
-    titles = [b["title"] for b in responses["utter_ask_safe"][0]["buttons"]]
+    titles = [b["title"] for b in ask_safe["buttons"]]
     if name == "twilio":
         numbered = [f"{i}: {b['title']} ({b['payload']})" for i, b in
-                    enumerate(responses["utter_ask_safe"][0]["buttons"], start=1)]
-        assert texts == [crisis, variation(responses, "utter_ask_safe"), *numbered]
+                    enumerate(ask_safe["buttons"], start=1)]
+        assert texts == [crisis, ask_safe["text"], *numbered]
     else:
-        assert texts == [crisis, variation(responses, "utter_ask_safe")]
+        assert texts == [crisis, ask_safe["text"]]
         assert buttons == titles

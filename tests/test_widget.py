@@ -47,16 +47,16 @@ def expected(responses):
     }
     answer = responses["utter_faq/withdrawal_symptoms"][0]
     button = answer["buttons"][0]
-    ask_safe = responses["utter_ask_safe"][0]
+    ask_safe = next(v for v in responses["utter_ask_safe"] if v.get("condition") and v["condition"][0]["value"] == "overdose")
     return {
         "question": QUESTION,
         "answer": variation(responses, "utter_faq/withdrawal_symptoms"),
         "button_title": button["title"],
         "button_answer": variation(responses, "utter_" + topic_of[button["payload"]]),
         "crisis_message": "i took a whole bottle of pills",
-        "crisis": responses["utter_crisis"][0]["text"],
+        "crisis": variation(responses, "utter_crisis", crisis_path="overdose"),
         "safe_title": ask_safe["buttons"][0]["title"],
-        "safe_answer": variation(responses, "utter_crisis_safe"),
+        "safe_answer": variation(responses, "utter_crisis_safe", crisis_path="overdose"),
     }
 
 
