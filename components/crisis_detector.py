@@ -36,6 +36,10 @@ PATH_ENTITY = "crisis_path"
 OVERDOSE_CATEGORIES = {"overdose", "unresponsive", "breathing", "too_many_pills", "dangerous_mix", "mixed_now"}
 OTHER_REFLEXIVE = {"himself", "herself", "themselves", "themself"}
 OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
+# Words that mark a message as Spanish; it then gets the reply in Spanish and English.
+SPANISH = {"quiero", "morir", "morirme", "matarme", "suicidarme", "respira", "sobredosis", "tengo",
+           "ganas", "vida", "amigo", "amiga", "hijo", "hija", "despierta", "responde", "estoy",
+           "hacerme", "daño", "ahorcarme", "cortarme", "quitarme", "esta", "está", "respirando"}
 FIRST_PERSON = {"i", "me", "myself", "my", "im", "i'm", "ill", "i'll", "mine", "yo", "me"}
 ANY_WORD = "?"
 NOT = "!"
@@ -175,12 +179,14 @@ class CrisisDetector(GraphComponent):
 
     @staticmethod
     def crisis_path(reason: Dict[Text, Text], text: Text) -> Text:
-        """`overdose` for an emergency of the body (911 and first aid first), `other` when
-        the words are about someone else at risk, else `self`: a first-person crisis
-        always asks about the writer."""
+        """`es` for a message in Spanish, `overdose` for an emergency of the body (911 and
+        first aid first), `other` when the words are about someone else at risk, else
+        `self`: a first-person crisis always asks about the writer."""
+        words = set(text.lower().replace(",", " ").replace(".", " ").split())
+        if words & SPANISH:
+            return "es"
         if reason["category"] in OVERDOSE_CATEGORIES:
             return "overdose"
-        words = set(text.lower().replace(",", " ").replace(".", " ").split())
         phrase = set(reason["phrase"].lower().split())
         if phrase & OTHER_REFLEXIVE or (words & OTHER_PERSON and not words & FIRST_PERSON):
             return "other"

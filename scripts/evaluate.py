@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import heldout  # noqa: E402
+from tools import heldout, realworld  # noqa: E402
 
 REPORTS = ROOT / "reports"
 MODEL = ROOT / "models" / "withdrawal-help.tar.gz"
@@ -53,6 +53,17 @@ def heldout_scores() -> dict:
     }
 
 
+def realworld_report() -> dict:
+    """The four real-world figures on every real-world set, the final held-out one too."""
+    from rasa.core.agent import Agent
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import domain_responses
+
+    sets = {**realworld.development_sets(), "own_final": realworld.OWN / "own_final.jsonl"}
+    return realworld.evaluate(Agent.load(str(MODEL)), sets, domain_responses())
+
+
 def misclassified(report: Path) -> list:
     if not report.exists():
         return []
@@ -62,7 +73,7 @@ def misclassified(report: Path) -> list:
     ]
 
 
-def summary(scores: dict) -> str:
+def summary(scores: dict, real: dict) -> str:
     intents = json.loads((REPORTS / "nlu" / "intent_report.json").read_text())
     responses_file = REPORTS / "nlu" / "response_selection_report.json"
     responses = json.loads(responses_file.read_text()) if responses_file.exists() else {}
@@ -89,6 +100,7 @@ def summary(scores: dict) -> str:
     for name, row in sorted(intents.items()):
         if isinstance(row, dict) and "support" in row and name not in ("macro avg", "weighted avg", "micro avg"):
             lines.append(f"| {name} | {row['precision']:.2f} | {row['recall']:.2f} | {row['f1-score']:.2f} | {row['support']} |")
+    lines += ["", "## Real people's messages (tools/realworld.py)", ""] + realworld.summary_lines(real)
     lines += ["", "## Missed crisis messages", ""] + [f"- {t}" for t in scores["crisis_missed"] or ["none"]]
     lines += ["", "## False alarms", ""] + [f"- {t}" for t in scores["false_alarms"] + scores["near_miss_alarms"] or ["none"]]
     lines += ["", "## Held-out topic errors", ""] + [f"- {t}" for t in scores["topic_errors"] or ["none"]]
@@ -107,5 +119,7 @@ if __name__ == "__main__":
         "--out", str(REPORTS / "core"))
     scores = heldout_scores()
     (REPORTS / "heldout.json").write_text(json.dumps(scores, indent=2))
-    (REPORTS / "summary.md").write_text(summary(scores))
+    real = realworld_report()
+    (REPORTS / "realworld.json").write_text(json.dumps(real, indent=2))
+    (REPORTS / "summary.md").write_text(summary(scores, real))
     print((REPORTS / "summary.md").read_text())

@@ -1,0 +1,64 @@
+"""Real people's words: ../shared/realworld/dev.jsonl and our own set in tests/realworld/.
+
+Each case is a new conversation with the trained assistant (no action server); the
+reply is scored as the set's README says (tools/realworld.py). The figures land in
+results/realworld.json and results/realworld.md.
+"""
+import json
+
+import pytest
+
+from conftest import RESULTS, ROOT
+from tools import realworld
+
+# What each set measures today, less a small margin: a guard against going back, not
+# the goal. The figures the assistant must reach are realworld.REQUIRED (crisis recall
+# 0.98, false alarms 3 %, topics 0.92, out of scope 0.85); results/realworld.md shows
+# both, and the gap is listed in the README.
+FLOORS = {
+    "shared_dev": {"topic_accuracy": 0.70, "crisis_recall": 0.96, "false_alarm_rate": 0.045, "out_of_scope_rate": 0.75},
+    "own_dev": {"topic_accuracy": 0.50, "crisis_recall": 0.90, "false_alarm_rate": 0.075, "out_of_scope_rate": 0.35},
+}
+
+
+@pytest.fixture(scope="module")
+def report(bot, responses):
+    sets = realworld.development_sets()
+    assert "own_dev" in sets, "tests/realworld/own_dev.jsonl is missing"
+    scored = realworld.evaluate(bot.agent, sets, responses)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "realworld.json").write_text(json.dumps(scored, indent=2))
+    (RESULTS / "realworld.md").write_text("\n".join(realworld.summary_lines(scored)) + "\n")
+    print("\n".join(realworld.summary_lines(scored)[:6]))
+    return scored
+
+
+def test_own_real_world_set_has_provenance_and_is_not_training_data():
+    data = " ".join(p.read_text().lower() for p in (ROOT / "data").rglob("*.yml"))
+    for path in realworld.OWN.glob("*.jsonl"):
+        for case in realworld.load_cases(path):
+            assert case.get("source"), case["id"]
+            for turn in case["turns"]:
+                assert len(turn) < 40 or turn.lower() not in data, case["id"]
+
+
+def test_every_topic_answer_states_its_key_facts(responses):
+    facts = realworld.key_facts()
+    for label, label_facts in facts.items():
+        if label.startswith("faq/"):
+            texts = [v["text"] for v in responses["utter_" + label]]
+        else:
+            medication = label.split(":")[1]
+            texts = [v["text"] for v in responses["utter_medication_info"]
+                     if any(c["value"] == medication for c in v.get("condition", []))]
+        assert texts and all(realworld.states_facts(t, label_facts) for t in texts), label
+
+
+def test_real_world_figures_hold(report):
+    for name, part in report.items():
+        figures, floors = part["figures"], FLOORS[name]
+        failures = [f["id"] for f in part["failures"]]
+        assert figures["crisis_recall"] >= floors["crisis_recall"], (name, failures)
+        assert figures["false_alarm_rate"] <= floors["false_alarm_rate"], (name, failures)
+        assert figures["topic_accuracy"] >= floors["topic_accuracy"], (name, failures)
+        assert figures["out_of_scope_rate"] >= floors["out_of_scope_rate"], (name, failures)
