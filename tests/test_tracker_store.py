@@ -19,7 +19,7 @@ MIDDLE = [
     "what are the symptoms of opiate withdrawal", "is it safe to take klonopin for withdrawal",
     "yes", "what is detox", "no thanks", "asdfgh qwerty", "thank you",
 ]
-CLOSING = ["what about that medication", "i want to kill myself", "yes"]
+CLOSING = ["what about that medication", "is it safe to quit cold turkey", "i want to kill myself", "yes"]
 SCRIPT = OPENING + MIDDLE * 5 + CLOSING
 RECENT = 10  # trim hard, so the script crosses many cuts
 
@@ -61,8 +61,10 @@ def test_same_replies_and_rows_as_rasa_sql_store(bot, stock_run, responses, tmp_
     sender, replies = chat(bot, [cached_store(bot, db)], SCRIPT)
     assert replies == stock_replies
     assert rows(db, sender) == stock_rows
-    # The loved-one slot set in the opening still shapes the wording at the end.
-    assert variation(responses, "utter_ask_safe", asking_for="loved_one") in replies[-2]
+    # The loved-one slot set in the opening still shapes the wording at the end...
+    assert variation(responses, "utter_faq/cold_turkey", asking_for="loved_one") in replies[-3]
+    # ...while a first-person crisis always asks about the writer.
+    assert variation(responses, "utter_ask_safe") in replies[-2]
     assert len(stock_rows) > 10 * RECENT
 
 
