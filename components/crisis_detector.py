@@ -40,7 +40,7 @@ OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
 SPANISH = {"quiero", "morir", "morirme", "matarme", "suicidarme", "respira", "sobredosis", "tengo",
            "ganas", "vida", "amigo", "amiga", "hijo", "hija", "despierta", "responde", "estoy",
            "hacerme", "daño", "ahorcarme", "cortarme", "quitarme", "esta", "está", "respirando"}
-FIRST_PERSON = {"i", "me", "myself", "my", "im", "i'm", "ill", "i'll", "mine", "yo", "me"}
+FIRST_PERSON = {"i", "me", "myself", "my", "im", "i'm", "ill", "i'll", "mine"}
 ANY_WORD = "?"
 NOT = "!"
 MANY = "<many>"

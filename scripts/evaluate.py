@@ -57,11 +57,8 @@ def realworld_report() -> dict:
     """The four real-world figures on every real-world set, the final held-out one too."""
     from rasa.core.agent import Agent
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import domain_responses
-
     sets = {**realworld.development_sets(), "own_final": realworld.OWN / "own_final.jsonl"}
-    return realworld.evaluate(Agent.load(str(MODEL)), sets, domain_responses())
+    return realworld.evaluate(Agent.load(str(MODEL)), sets, realworld.domain_responses())
 
 
 def misclassified(report: Path) -> list:

@@ -30,16 +30,10 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def domain_responses() -> Dict[Text, List[Dict[Text, Any]]]:
-    """Every response of the domain folder, by name."""
-    responses: Dict[Text, List[Dict[Text, Any]]] = {}
-    for path in sorted((ROOT / "domain").glob("*.yml")):
-        responses.update(load_yaml(path).get("responses") or {})
-    return responses
-
-
 @pytest.fixture(scope="session")
 def responses() -> Dict[Text, List[Dict[Text, Any]]]:
+    from tools.realworld import domain_responses
+
     return domain_responses()
 
 
