@@ -30,9 +30,16 @@ PATTERNS_FILE = Path(__file__).with_name("crisis_patterns.yml")
 CRISIS_INTENT = "crisis"
 # Added to the parse data so that reviewers can see why a message was escalated.
 DETECTOR_KEY = "crisis_detector"
+# And why a crisis vote of the classifier was set aside.
+IDIOM_KEY = "crisis_idiom"
 # The entity (and slot) that picks the crisis path: someone may be overdosing, the
 # writer is at risk, or the writer is worried that someone else is.
 PATH_ENTITY = "crisis_path"
+# An entity for words that are a warning sign, not a crisis alone (see
+# components/warning_signs_policy.py).
+WARNING_SIGN_ENTITY = "warning_sign"
+SIGN = "sign:"
+IDIOM = "idiom"
 OVERDOSE_CATEGORIES = {"overdose", "unresponsive", "breathing", "too_many_pills", "dangerous_mix", "mixed_now"}
 OTHER_REFLEXIVE = {"himself", "herself", "themselves", "themself"}
 OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
@@ -88,6 +95,9 @@ class CrisisMatcher:
         self.matcher = Matcher(nlp.vocab)
         self.categories: Dict[Text, Dict[Text, Any]] = patterns["categories"]
         self.alone = {phrase.lower() for phrase in patterns.get("alone", [])}
+        for kind, parts in (patterns.get("warning_signs") or {}).items():
+            self._add(SIGN + kind, parts.get("any", []), nlp)
+        self._add(IDIOM, (patterns.get("idioms") or {}).get("any", []), nlp)
         for category, parts in self.categories.items():
             self._add(category, parts.get("any", []), nlp)
             self._add(category + UNLESS, parts.get("unless", []), nlp)
@@ -98,6 +108,22 @@ class CrisisMatcher:
     def _add(self, label: Text, lines: List[Text], nlp: Language) -> None:
         if lines:
             self.matcher.add(label, [p for line in lines for p in compile_pattern(line, nlp)])
+
+    def warning_signs(self, doc: Doc) -> Dict[Text, Text]:
+        """The kinds of warning sign in the message, with the words that showed each."""
+        signs: Dict[Text, Text] = {}
+        for match_id, start, end in self.matcher(doc):
+            label = doc.vocab.strings[match_id]
+            if label.startswith(SIGN):
+                signs.setdefault(label[len(SIGN):], doc[start:end].text)
+        return signs
+
+    def idiom(self, doc: Doc) -> Optional[Text]:
+        """The words of an everyday idiom that only sounds like a crisis, if any."""
+        for match_id, start, end in self.matcher(doc):
+            if doc.vocab.strings[match_id] == IDIOM:
+                return doc[start:end].text
+        return None
 
     def find(self, doc: Doc) -> Optional[Dict[Text, Text]]:
         """Returns the category and matched words of the first crisis found, or None."""
@@ -166,10 +192,39 @@ class CrisisDetector(GraphComponent):
         matcher = self.matcher_for(model.model)
         for message in messages:
             doc = message.get(SPACY_DOCS[TEXT]) or model.model((message.get(TEXT) or "").lower())
-            reason = matcher.find(doc) or self._model_reason(message)
+            reason = matcher.find(doc)
+            idiom = None if reason else matcher.idiom(doc)
+            if idiom:
+                self._overrule_crisis_vote(message, idiom)
+            else:
+                reason = reason or self._model_reason(message)
             if reason:
                 self._force_crisis(message, reason)
+            else:
+                self._mark_warning_signs(message, matcher.warning_signs(doc))
         return messages
+
+    @staticmethod
+    def _mark_warning_signs(message: Message, signs: Dict[Text, Text]) -> None:
+        if not signs:
+            return
+        text = message.get(TEXT) or ""
+        found = [
+            {"entity": WARNING_SIGN_ENTITY, "value": kind, "start": 0, "end": len(text),
+             "confidence": 1.0, "extractor": CrisisDetector.__name__}
+            for kind in signs
+        ]
+        message.set(ENTITIES, (message.get(ENTITIES) or []) + found, add_to_output=True)
+
+    @staticmethod
+    def _overrule_crisis_vote(message: Message, idiom: Text) -> None:
+        """An idiom ("my arch was killing me") and no crisis phrase: the classifier's
+        crisis vote is set aside, and the next intent it ranked stands."""
+        others = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != CRISIS_INTENT]
+        if (message.get(INTENT) or {}).get("name") == CRISIS_INTENT and others:
+            message.set(INTENT, others[0], add_to_output=True)
+        message.set(INTENT_RANKING_KEY, others, add_to_output=True)
+        message.set(IDIOM_KEY, idiom, add_to_output=True)
 
     def _model_reason(self, message: Message) -> Optional[Dict[Text, Text]]:
         for ranked in message.get(INTENT_RANKING_KEY) or []:

@@ -82,3 +82,26 @@ def test_ordinary_questions_are_left_alone(nlp):
     message = detect(nlp, "these cramps are killing me", "faq", 0.9, [{"name": "crisis", "confidence": 0.05}])
     assert message.get("intent") == {"name": "faq", "confidence": 0.9}
     assert message.get("crisis_detector") is None
+
+
+def test_warning_signs_are_marked_without_escalating(nlp):
+    m = CrisisMatcher(nlp, {
+        "categories": {"suicide": {"any": ["kill myself"]}},
+        "warning_signs": {"means": {"any": ["saved up ? pills"]}, "loss": {"any": ["lost my job"]}},
+    })
+    doc = nlp("i lost my job and ive got pills saved up")
+    assert m.find(doc) is None
+    assert set(m.warning_signs(doc)) == {"loss"}
+    assert set(m.warning_signs(nlp("i lost my job, saved up some pills"))) == {"loss", "means"}
+
+
+def test_an_idiom_overrules_the_classifier_vote_but_never_a_crisis_phrase(nlp):
+    ranking = [{"name": "crisis", "confidence": 0.93}]
+    message = detect(nlp, "my arch was killing me", "crisis", 0.93, [{"name": "out_of_scope", "confidence": 0.04}])
+    assert message.get("intent") == {"name": "out_of_scope", "confidence": 0.04}
+    assert message.get("crisis_detector") is None
+    assert message.get("crisis_idiom") == "arch was killing me"
+    message = detect(nlp, "i want to kill myself, my back is killing me", "faq", 0.9, ranking)
+    assert message.get("crisis_detector")["category"] == "suicide"
+    message = detect(nlp, "he is killing me", "faq", 0.5, ranking)
+    assert message.get("crisis_detector")["category"] == "classifier"
