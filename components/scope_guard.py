@@ -1,0 +1,146 @@
+"""Scope check: an FAQ answer only for a message that resembles what the FAQs cover.
+
+A classifier always picks its nearest label, so "Can a dog die from kennel cough?"
+used to get "opiate withdrawal usually is not life-threatening". This component keeps
+the sentence-model vector (mean of the token vectors) of every in-scope training
+example and of every `out_of_scope` example. A message predicted as an in-scope topic
+becomes `out_of_scope` when no in-scope example is similar enough, or when an
+out-of-scope example is clearly closer. The thresholds were chosen on the real-world
+development sets (see README, "Model choices"); `scope` in the parse data shows
+reviewers the similarities behind each decision.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+import numpy as np
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+OUT_OF_SCOPE = "out_of_scope"
+SCOPE_KEY = "scope"
+VECTORS_FILE = "vectors.npz"
+
+
+def sentence_vector(message: Message) -> Optional[np.ndarray]:
+    """Unit-length mean of the message's dense token features, or None without any."""
+    sequence, _ = message.get_dense_features(TEXT)
+    if sequence is None or not len(sequence.features):
+        return None
+    vector = np.asarray(sequence.features, dtype=np.float32).mean(axis=0)
+    norm = np.linalg.norm(vector)
+    return vector / norm if norm else None
+
+
+def _matrix(vectors: List[np.ndarray], width: int) -> np.ndarray:
+    return np.stack(vectors) if vectors else np.zeros((0, width), dtype=np.float32)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class ScopeGuard(GraphComponent):
+    """Replaces an in-scope intent by `out_of_scope` for messages unlike its examples."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            # Intents whose prediction is checked (the FAQ retrieval intent and the
+            # medication question).
+            "intents": ["faq", "ask_medication"],
+            # Below this cosine similarity to every in-scope example: out of scope.
+            "min_similarity": 0.47,
+            # An out-of-scope example this much closer than any in-scope one: out of scope.
+            "margin": 0.05,
+        }
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        in_scope: Optional[np.ndarray] = None,
+        out_of_scope: Optional[np.ndarray] = None,
+    ) -> None:
+        self.config = config
+        self.intents = set(config["intents"])
+        self._model_storage = model_storage
+        self._resource = resource
+        self.in_scope = in_scope
+        self.out_of_scope = out_of_scope
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> ScopeGuard:
+        return cls(config, model_storage, resource)
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> ScopeGuard:
+        with model_storage.read_from(resource) as directory:
+            vectors = np.load(directory / VECTORS_FILE)
+            return cls(config, model_storage, resource, vectors["in_scope"], vectors["out_of_scope"])
+
+    def train(self, training_data: TrainingData) -> Resource:
+        in_scope: List[np.ndarray] = []
+        out_of_scope: List[np.ndarray] = []
+        for example in training_data.intent_examples:
+            vector = sentence_vector(example)
+            if vector is None:
+                continue
+            if example.get(INTENT) in self.intents:
+                in_scope.append(vector)
+            elif example.get(INTENT) == OUT_OF_SCOPE:
+                out_of_scope.append(vector)
+        width = len(in_scope[0]) if in_scope else 0
+        self.in_scope, self.out_of_scope = _matrix(in_scope, width), _matrix(out_of_scope, width)
+        with self._model_storage.write_to(self._resource) as directory:
+            np.savez(directory / VECTORS_FILE, in_scope=self.in_scope, out_of_scope=self.out_of_scope)
+        return self._resource
+
+    def similarities(self, vector: np.ndarray) -> Dict[Text, float]:
+        """Highest cosine similarity to an in-scope and to an out-of-scope example."""
+        best = lambda matrix: float((matrix @ vector).max()) if len(matrix) else -1.0  # noqa: E731
+        return {"in_scope": best(self.in_scope), "out_of_scope": best(self.out_of_scope)}
+
+    def is_out_of_scope(self, similarity: Dict[Text, float]) -> bool:
+        return (
+            similarity["in_scope"] < self.config["min_similarity"]
+            or similarity["out_of_scope"] - similarity["in_scope"] > self.config["margin"]
+        )
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            vector = sentence_vector(message) if intent in self.intents else None
+            if vector is None or self.in_scope is None or not len(self.in_scope):
+                continue
+            similarity = self.similarities(vector)
+            out = self.is_out_of_scope(similarity)
+            decision = {name: round(value, 3) for name, value in similarity.items()}
+            message.set(SCOPE_KEY, {**decision, "out": out}, add_to_output=True)
+            if out:
+                self._set_out_of_scope(message)
+        return messages
+
+    @staticmethod
+    def _set_out_of_scope(message: Message) -> None:
+        replaced = {INTENT_NAME_KEY: OUT_OF_SCOPE, "confidence": 1.0}
+        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != OUT_OF_SCOPE]
+        message.set(INTENT, replaced, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [replaced] + ranking, add_to_output=True)

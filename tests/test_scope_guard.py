@@ -1,0 +1,85 @@
+"""The scope guard: unit tests on hand-made vectors, then the trained model."""
+import numpy as np
+import pytest
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.scope_guard import ScopeGuard
+
+
+def example(vector, intent):
+    """A training example: its intent is a plain name."""
+    msg = Message(data={TEXT: "text", "intent": intent})
+    msg.add_features(Features(np.asarray([vector], dtype=np.float32), "sequence", TEXT, "MiniLMFeaturizer"))
+    return msg
+
+
+def message(vector, intent=None, confidence=0.9):
+    data = {TEXT: "text"}
+    if intent:
+        data["intent"] = {"name": intent, "confidence": confidence}
+        data["intent_ranking"] = [{"name": intent, "confidence": confidence},
+                                  {"name": "crisis", "confidence": 0.05}]
+    msg = Message(data=data)
+    tokens = np.asarray([vector, vector], dtype=np.float32)
+    msg.add_features(Features(tokens, "sequence", TEXT, "MiniLMFeaturizer"))
+    return msg
+
+
+@pytest.fixture
+def guard(tmp_path):
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("scope_guard")
+    component = ScopeGuard.create(ScopeGuard.get_default_config(), storage, resource,
+                                  ExecutionContext(graph_schema=None))
+    training = TrainingData([
+        example([1, 0, 0], "faq"), example([0.9, 0.1, 0], "ask_medication"),
+        example([0, 0, 1], "out_of_scope"), example([0, 1, 0], "greet"),
+    ])
+    component.train(training)
+    return ScopeGuard.load(ScopeGuard.get_default_config(), storage, resource,
+                           ExecutionContext(graph_schema=None))
+
+
+def test_a_message_like_an_faq_example_keeps_its_intent(guard):
+    [msg] = guard.process([message([0.95, 0.05, 0.1], "faq")])
+    assert msg.get("intent")["name"] == "faq"
+    assert msg.get("scope")["out"] is False
+
+
+def test_a_message_unlike_every_faq_example_becomes_out_of_scope(guard):
+    [msg] = guard.process([message([0.1, 1, 0], "faq")])
+    assert msg.get("intent") == {"name": "out_of_scope", "confidence": 1.0}
+    # The rest of the ranking stays, so the crisis detector after it still sees `crisis`.
+    assert [r["name"] for r in msg.get("intent_ranking")] == ["out_of_scope", "faq", "crisis"]
+
+
+def test_an_out_of_scope_example_clearly_closer_wins(guard):
+    [msg] = guard.process([message([0.6, 0, 0.8], "ask_medication")])
+    assert msg.get("scope")["in_scope"] > 0.47
+    assert msg.get("intent")["name"] == "out_of_scope"
+
+
+def test_other_intents_and_messages_without_features_are_left_alone(guard):
+    greet = message([0, 1, 0], "greet")
+    bare = Message(data={TEXT: "", "intent": {"name": "faq", "confidence": 0.9}})
+    guard.process([greet, bare])
+    assert greet.get("intent")["name"] == "greet" and greet.get("scope") is None
+    assert bare.get("intent")["name"] == "faq"
+
+
+@pytest.mark.parametrize("text", ["Can a dog die from kennel cough?", "how do i fix my car's brakes"])
+def test_the_trained_model_sends_other_health_and_life_questions_out_of_scope(bot, text):
+    assert bot.parse(text)["intent"]["name"] == "out_of_scope"
+
+
+@pytest.mark.parametrize("text", ["what are the symptoms of opiate withdrawal", "what is narcan",
+                                  "im coming off xanax, is that dangerous"])
+def test_the_trained_model_keeps_questions_it_covers(bot, text):
+    parsed = bot.parse(text)
+    assert parsed["intent"]["name"] == "faq" and parsed["scope"]["out"] is False
