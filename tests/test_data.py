@@ -17,6 +17,8 @@ FAQ_TOPICS = {
     "medical_detox", "detox_medications", "klonopin_what", "klonopin_for_withdrawal",
     "klonopin_addiction", "klonopin_opioid_mix", "self_medicating", "get_help",
     "medical_disclaimer",
+    # Around the article's edges, from official pages (see each answer's source).
+    "benzo_withdrawal", "prescribed_medicine", "naloxone", "tolerance_after_detox",
 }
 # Amounts, schedules and "how to take" wording that no answer may contain.
 DOSING = re.compile(

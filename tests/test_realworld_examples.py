@@ -93,6 +93,10 @@ def test_a_first_person_crisis_after_asking_for_a_son_asks_about_the_writer(serv
     "the dreaded blue screen of death..help!!?",
     "how strong is 50mg of tramadol",
     "i want to end my addiction",
+    "My head hurts",
+    "my arch was killing me",
+    "I'm AWFUL at suicides because I'm no good at sprinting",
+    "i cant sleep",
 ])
 def test_ordinary_messages_are_not_treated_as_a_crisis(servers, text):
     [answer] = chat(servers, text)
@@ -112,3 +116,15 @@ def test_off_topic_questions_get_an_honest_answer_not_the_nearest_faq(servers, r
     [answer] = chat(servers, text)
     kind = realworld.classify("\n".join(answer), realworld.key_facts(), realworld.faq_answer_texts(responses))
     assert kind == "other", answer
+
+
+def test_coming_off_a_benzo_gets_the_seizure_warning_never_the_opiate_reassurance(servers, responses):
+    [answer] = chat(servers, "i'm coming off xanax, is that dangerous")
+    assert answer[0] == variation(responses, "utter_faq/benzo_withdrawal")
+    assert "seizures" in answer[0] and "not life-threatening" not in answer[0]
+
+
+def test_a_prescribed_klonopin_is_not_stopped_on_ones_own(servers, responses):
+    [answer] = chat(servers, "i have a klonopin prescription for panic, should i stop taking it before detox?")
+    assert answer[0] == variation(responses, "utter_faq/prescribed_medicine")
+    assert "not a good option" not in answer[0]

@@ -11,7 +11,7 @@ MIN_PHRASINGS = 5
 
 def test_every_topic_and_medication_has_heldout_phrasings():
     labels = heldout.topics()
-    assert len([label for label in labels if label.startswith("faq/")]) == 18
+    assert len([label for label in labels if label.startswith("faq/")]) == 22
     assert len([label for label in labels if label.startswith("medication:")]) == 5
     assert all(len(phrasings) >= MIN_PHRASINGS for phrasings in labels.values())
 
