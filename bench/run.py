@@ -161,11 +161,12 @@ def stock_bot(workdir: Path) -> Bot:
 
 
 def assistant_bot(workdir: Path) -> Bot:
-    # The per-sender rate limit would refuse the long conversations' 100 messages in a few
-    # seconds; everything else is credentials.yml as it is.
+    # The rate limits would refuse the long conversations' 100 messages, all from one
+    # address, in a few seconds; everything else is credentials.yml as it is.
     credentials = yaml.safe_load((ROOT / "credentials.yml").read_text())
     credentials["channels.rest.CheckedRestInput"] = {
-        **(credentials.get("channels.rest.CheckedRestInput") or {}), "rate_limit": 100_000,
+        **(credentials.get("channels.rest.CheckedRestInput") or {}),
+        "rate_limit": 100_000, "address_rate_limit": 100_000,
     }
     (workdir / "credentials.yml").write_text(yaml.safe_dump(credentials))
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())

@@ -4,17 +4,15 @@ Rasa's own channel files a request without a sender under the shared id "default
 mixing strangers' conversations, and answers a malformed body with a server error.
 This one answers such requests with a 400 and a plain explanation instead.
 
-It also keeps one sender from flooding the assistant, never logs what people wrote,
-and always says something: when the assistant could not answer (the action server or
-the lock store is down) the person gets a kind message with the emergency numbers.
+Like every channel it goes through channels/guard.py (cleaned text, rate limits per
+conversation and per client address), never logs what people wrote, and always says
+something: when the assistant could not answer (the action server or the lock store is
+down) the person gets a kind message with the emergency numbers.
 A client may send a `message_id`; a retry with the same id is answered from the stored
 conversation instead of being handled twice, so retries never duplicate a message.
 """
 import logging
-import time
-import unicodedata
-from collections import defaultdict, deque
-from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -25,15 +23,14 @@ from rasa.core.channels.rest import RestInput
 from rasa.shared.core.events import BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from channels.messages import CANNOT_ANSWER, NO_ANSWER, TOO_FAST, TOO_LONG
+from channels.guard import GuardedInput, Guard, Limits, client_address, readable
+from channels.messages import CANNOT_ANSWER, NO_ANSWER, TOO_LONG
 
 logger = logging.getLogger(__name__)
 
 MAX_SENDER_LENGTH = 200
 MAX_MESSAGE_ID_LENGTH = 100
 MAX_BODY_BYTES = 256 * 1024
-RATE_LIMIT = 30  # messages per sender ...
-RATE_WINDOW = 60  # ... in this many seconds
 
 
 def request_problem(request: Request) -> Optional[Text]:
@@ -74,50 +71,8 @@ def refuse_malformed(webhook: Blueprint) -> Blueprint:
     return webhook
 
 
-def readable(text: Text) -> Text:
-    """The text without the characters that crash the NLU pipeline's DIETClassifier.
-
-    Control, format, private-use and unassigned characters become spaces, and combining
-    marks that follow no letter or digit are dropped: the sentence model's tokenizer
-    drops such tokens while the word tokenizer keeps them, and the two feature sequences
-    no longer line up. No reader sees any of these characters.
-    """
-    kept: List[Text] = []
-    for char in unicodedata.normalize("NFC", text):
-        category = unicodedata.category(char)
-        if category[0] == "C":
-            kept.append(" ")
-        elif category[0] != "M" or (kept and unicodedata.category(kept[-1])[0] in "LNM"):
-            kept.append(char)
-    return "".join(kept)
-
-
 def reply(sender: Text, text: Text) -> List[Dict[Text, Any]]:
     return [{"recipient_id": sender, "text": text}]
-
-
-class RateLimiter:
-    """At most `limit` messages per sender in any `window` seconds (per server process)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self.seen: Dict[Text, Deque[float]] = defaultdict(deque)
-
-    def allow(self, sender: Text) -> bool:
-        now = time.monotonic()
-        times = self.seen[sender]
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if len(times) >= self.limit:
-            return False
-        times.append(now)
-        if len(self.seen) > 10_000:
-            self.forget_idle(now)
-        return True
-
-    def forget_idle(self, now: float) -> None:
-        for sender in [s for s, times in self.seen.items() if not times or times[-1] <= now - self.window]:
-            del self.seen[sender]
 
 
 def stored_replies(tracker: Optional[DialogueStateTracker], message_id: Text) -> Optional[List[Dict[Text, Any]]]:
@@ -145,16 +100,10 @@ class CheckedRestInput(RestInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "CheckedRestInput":
         credentials = credentials or {}
-        return cls(
-            rate_limit=int(credentials.get("rate_limit", RATE_LIMIT)),
-            rate_window=float(credentials.get("rate_window", RATE_WINDOW)),
-            max_body_bytes=int(credentials.get("max_body_bytes", MAX_BODY_BYTES)),
-        )
+        return cls(Limits.from_credentials(credentials), int(credentials.get("max_body_bytes", MAX_BODY_BYTES)))
 
-    def __init__(
-        self, rate_limit: int = RATE_LIMIT, rate_window: float = RATE_WINDOW, max_body_bytes: int = MAX_BODY_BYTES
-    ) -> None:
-        self.limiter = RateLimiter(rate_limit, rate_window)
+    def __init__(self, limits: Limits = Limits(), max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.guard = Guard(limits)
         self.max_body_bytes = max_body_bytes
 
     async def handle(self, request: Request, body: Dict[Text, Any]) -> List[Dict[Text, Any]]:
@@ -189,8 +138,9 @@ class CheckedRestInput(RestInput):
             if problem:
                 return response.json({"error": problem}, status=400)
             sender = request.json["sender"]
-            if not self.limiter.allow(sender):
-                return response.json(reply(sender, TOO_FAST), status=429)
+            refusal = await self.guard.refusal(sender, client_address(request), request.json["message"])
+            if refusal:
+                return response.json(reply(sender, refusal), status=413 if refusal == TOO_LONG else 429)
             try:
                 replies = await self.handle(request, request.json)
             except Exception as error:
@@ -203,7 +153,7 @@ class CheckedRestInput(RestInput):
         return webhook
 
 
-class CheckedCallbackInput(CallbackInput):
+class CheckedCallbackInput(GuardedInput, CallbackInput):
     """Callback channel (`/webhooks/callback/webhook`) that refuses malformed requests.
 
     Replies are POSTed to the `url` of its credentials, one JSON message each.

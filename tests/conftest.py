@@ -20,6 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "withdrawal-help.tar.gz"
+SOCKETIO = "channels.socketio.CheckedSocketIOInput"
 RESULTS = ROOT / "results"
 BIN = Path(sys.executable).parent
 
@@ -122,15 +123,23 @@ class Servers:
     """The real action server and Rasa server, on loopback, with their own SQLite store.
 
     `credentials` replaces credentials.yml (as a dict), `env` adds environment variables.
+    Every test message comes from 127.0.0.1 and the test pages from a random port, so
+    unless a test says otherwise the per-address limit is lifted and socket.io takes
+    `origins` ("*": any page, as `--cors "*"` below).
     """
 
-    def __init__(self, workdir: Path, credentials: Optional[Dict] = None, env: Optional[Dict] = None) -> None:
+    def __init__(
+        self, workdir: Path, credentials: Optional[Dict] = None, env: Optional[Dict] = None, origins: Any = "*"
+    ) -> None:
         self.workdir = workdir
         self.env = {**os.environ, **server_env(), "RASA_TELEMETRY_ENABLED": "false", **(env or {})}
-        self.credentials = ROOT / "credentials.yml"
-        if credentials is not None:
-            self.credentials = workdir / "credentials.yml"
-            self.credentials.write_text(yaml.safe_dump(credentials))
+        credentials = load_yaml(ROOT / "credentials.yml") if credentials is None else credentials
+        for name in credentials:
+            if name.startswith("channels."):
+                credentials[name] = {"address_rate_limit": 100_000, **(credentials[name] or {})}
+        credentials[SOCKETIO]["cors_allowed_origins"] = origins
+        self.credentials = workdir / "credentials.yml"
+        self.credentials.write_text(yaml.safe_dump(credentials))
         self.action_port, self.rasa_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.rasa_port}"
         self.db = workdir / "tracker.db"

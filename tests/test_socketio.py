@@ -1,10 +1,17 @@
-"""The socket.io channel (the web widget's) answers on the real server."""
+"""The socket.io channel (the web widget's) on the real server: it answers, owns its
+conversations, checks the page's site and answers a flood kindly."""
 import asyncio
+import sqlite3
 import uuid
 
+import pytest
 import socketio
 
-from conftest import variation
+from channels.messages import TOO_FAST
+from channels.socketio import NOT_TEXT
+from conftest import ROOT, SOCKETIO, Servers, load_yaml, variation
+
+SITE = "http://allowed.example"
 
 
 async def ask_over_socketio(url, text):
@@ -29,3 +36,91 @@ def test_socketio_answers_a_question(servers, responses):
     answer = asyncio.run(ask_over_socketio(servers.url, "what is cold turkey"))
     assert answer["text"] == variation(responses, "utter_faq/cold_turkey")
     assert [reply["title"] for reply in answer["quick_replies"]]
+
+
+class Client:
+    """A socket.io client that collects the session ids it is given and the replies."""
+
+    def __init__(self, url, origin=None):
+        self.url, self.origin = url, origin
+        self.sio = socketio.AsyncClient()
+        self.confirmed, self.replies = asyncio.Queue(), asyncio.Queue()
+        self.sio.on("session_confirm", self.confirmed.put)
+        self.sio.on("bot_uttered", self.replies.put)
+
+    async def __aenter__(self):
+        headers = {"Origin": self.origin} if self.origin else {}
+        await self.sio.connect(self.url, transports=["websocket"], headers=headers)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.sio.disconnect()
+
+    async def session(self, requested):
+        await self.sio.emit("session_request", {"session_id": requested})
+        return await asyncio.wait_for(self.confirmed.get(), timeout=30)
+
+    async def say(self, message, session_id="ignored"):
+        await self.sio.emit("user_uttered", {"message": message, "session_id": session_id})
+        return await asyncio.wait_for(self.replies.get(), timeout=60)
+
+
+def senders(servers):
+    with sqlite3.connect(servers.db) as db:
+        return {sender for (sender,) in db.execute("SELECT DISTINCT sender_id FROM events")}
+
+
+def test_only_ids_the_server_issued_resume_a_conversation(servers):
+    async def run():
+        async with Client(servers.url) as first:
+            chosen = await first.session("my-own-id")
+            assert chosen.startswith("web-") and chosen != "my-own-id"
+            forged = chosen[:-4] + ("0000" if not chosen.endswith("0000") else "1111")
+            assert await first.session(forged) not in (forged, chosen)
+        async with Client(servers.url) as again:
+            assert await again.session(chosen) == chosen
+    asyncio.run(run())
+
+
+def test_a_socket_writes_only_into_the_conversation_it_was_given(servers):
+    async def run():
+        async with Client(servers.url) as client:
+            own = await client.session(None)
+            await client.say("what is cold turkey", session_id="+15551234567")
+            return own
+    own = asyncio.run(run())
+    stored = senders(servers)
+    assert own in stored and "+15551234567" not in stored
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory):
+    """A server that allows one site and one message a minute per conversation."""
+    credentials = load_yaml(ROOT / "credentials.yml")
+    credentials[SOCKETIO] = {**credentials[SOCKETIO], "rate_limit": 1}
+    running = Servers(tmp_path_factory.mktemp("strict"), credentials=credentials, origins=[SITE])
+    yield running
+    running.stop()
+
+
+def test_pages_of_other_sites_cannot_connect(strict):
+    async def connect(origin):
+        async with Client(strict.url, origin) as client:
+            return await client.session(None)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        asyncio.run(connect("https://evil.example"))
+    assert asyncio.run(connect(SITE)).startswith("web-")
+
+
+def test_flooding_and_odd_messages_get_kind_replies(strict, responses):
+    async def run():
+        async with Client(strict.url, SITE) as client:
+            await client.session(None)
+            not_text = await client.say({"a": 1})
+            answered = await client.say("what is cold turkey")
+            refused = await client.say("what is cold turkey")
+            return not_text, answered, refused
+    not_text, answered, refused = asyncio.run(run())
+    assert not_text["text"] == NOT_TEXT and "911" in not_text["text"]
+    assert answered["text"] == variation(responses, "utter_faq/cold_turkey")
+    assert refused["text"] == TOO_FAST

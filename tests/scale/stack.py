@@ -150,6 +150,8 @@ class Stack:
             "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis_port), "REDIS_PASSWORD": "",
             # A replica killed while holding a conversation's lock frees it after this long.
             "TICKET_LOCK_LIFETIME": "20",
+            # Every replica signs and checks the widget's conversation ids with one secret.
+            "CHAT_SESSION_SECRET": secrets.token_hex(32),
         }
         self.replicas = [self.replica(index) for index in range(2)]
         self.nginx_dir = workdir / "nginx"

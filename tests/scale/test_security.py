@@ -10,7 +10,7 @@ import requests
 import socketio
 
 from channels.messages import TOO_FAST, TOO_LONG
-from channels.rest import RATE_LIMIT
+from channels.guard import RATE_LIMIT
 from conftest import ROOT, texts_of
 from stack import ORIGIN, Stack
 
@@ -106,7 +106,8 @@ def test_socketio_sessions_are_random_and_sticky(stack: Stack, responses):
     assert all(result["text"].startswith("Cold turkey means") for result in results)
     session_ids = [result["session_id"] for result in results]
     assert len(set(session_ids)) == len(session_ids)
-    assert all(re.fullmatch(r"[0-9a-f]{32}", session_id) for session_id in session_ids)  # uuid4: 122 random bits
+    # Issued by the server: 128 random bits and their signature.
+    assert all(re.fullmatch(r"web-[0-9a-f]{32}\.[0-9a-f]{32}", session_id) for session_id in session_ids)
     # Every request of one engine.io session went to one replica, and both replicas served some.
     upstreams: Dict[Text, set] = {}
     for line in (stack.nginx_dir / "logs" / "access.log").read_text().splitlines():

@@ -1,0 +1,99 @@
+"""The guard every channel shares: counts that several processes share, windows that end,
+hashed keys, and a message let through when the counts are down."""
+import asyncio
+import subprocess
+import time
+
+import pytest
+import redis
+
+from channels import guard
+from channels.guard import Guard, Limits, MemoryCounts, RedisCounts, SQLiteCounts, readable
+from channels.messages import TOO_FAST, TOO_LONG
+from conftest import free_port
+
+PHONE = "+15551234567"
+
+
+def test_two_processes_share_the_sqlite_counts_and_keys_are_hashed(tmp_path):
+    db = tmp_path / "locks.db"
+    worker_a, worker_b = SQLiteCounts(str(db)), SQLiteCounts(str(db))
+    key = guard._hashed("c:", PHONE)
+    assert [worker_a.add(key, 60), worker_b.add(key, 60), worker_a.add(key, 60)] == [1, 2, 3]
+    assert worker_b.add(guard._hashed("c:", "someone else"), 60) == 1
+    raw = b"".join(path.read_bytes() for path in tmp_path.iterdir())
+    assert PHONE.encode() not in raw and b"5551234567" not in raw
+
+
+def test_a_window_that_ended_is_deleted(tmp_path, monkeypatch):
+    counts = SQLiteCounts(str(tmp_path / "locks.db"))
+    now = 1_000_000.0
+    monkeypatch.setattr(guard.time, "time", lambda: now)
+    for sender in range(500):  # invented ids, as a flood would send
+        counts.add(f"c:{sender}", 60)
+    now += 60
+    assert counts.add("c:new", 60) == 1
+    rows = counts._db().execute("SELECT COUNT(*) FROM rate_counts").fetchone()[0]
+    assert rows == 1
+
+
+def test_redis_counts_are_shared_and_expire():
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.StrictRedis(port=port)
+        for _ in range(50):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        replica_a, replica_b = RedisCounts(client, "x:"), RedisCounts(redis.StrictRedis(port=port), "x:")
+        assert [replica_a.add("k", 2), replica_b.add("k", 2)] == [1, 2]
+        [name] = client.keys("x:rate:*")
+        assert 0 < client.ttl(name) <= 3
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_memory_counts_start_again_each_window(monkeypatch):
+    counts, now = MemoryCounts(), [0.0]
+    monkeypatch.setattr(guard.time, "time", lambda: now[0])
+    assert [counts.add("k", 10), counts.add("k", 10)] == [1, 2]
+    now[0] = 10.0
+    assert counts.add("k", 10) == 1 and len(counts.hits) == 1
+
+
+class BrokenCounts:
+    def add(self, key, window):
+        raise OSError("disk full")
+
+
+def refusal(checked: Guard, *args):
+    return asyncio.run(checked.refusal(*args))
+
+
+def test_limits_per_conversation_per_address_and_length():
+    checked = Guard(Limits(per_conversation=2, per_address=3, max_chars=10))
+    checked._counts = MemoryCounts()
+    assert refusal(checked, "a", "10.0.0.1", "x" * 11) == TOO_LONG
+    assert [refusal(checked, "a", "10.0.0.1", "hi") for _ in range(3)] == [None, None, TOO_FAST]
+    # A new id from the same address: the address limit still holds.
+    assert refusal(checked, "b", "10.0.0.1", "hi") == TOO_FAST
+    assert refusal(checked, "c", "10.0.0.2", "hi") is None
+
+
+def test_counts_that_fail_let_the_message_through(caplog):
+    checked = Guard(Limits(per_conversation=0))
+    checked._counts = BrokenCounts()
+    assert refusal(checked, "a", "10.0.0.1", "i want to die") is None
+    assert "disk full" not in caplog.text and "OSError" in caplog.text
+
+
+@pytest.mark.parametrize("text, cleaned", [("hi\u0000there", "hi there"), ("\u0301hello", "hello"), ("é", "é")])
+def test_text_is_made_readable(text, cleaned):
+    assert readable(text) == cleaned
