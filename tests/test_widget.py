@@ -5,6 +5,7 @@ Debian chromium); it gets the expected texts from the domain here and fails on t
 first check that does not hold. Screenshots go to tests/artifacts/.
 """
 import json
+import shutil
 import subprocess
 import threading
 from functools import partial
@@ -14,6 +15,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from rasa.shared.nlu.training_data.loading import load_data
 
+from channels.messages import TOO_FAST
+from channels.rest import reply
 from conftest import ROOT, variation
 from test_data import examples_by_label
 
@@ -21,6 +24,12 @@ WIDGET = ROOT / "build" / "widget"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SCRIPT = ROOT / "widget" / "test" / "browser.mjs"
 QUESTION = "what are the symptoms of opiate withdrawal?"
+DEMO_INIT = '{ url: "http://localhost:5005" }'  # the demo page's options for the widget
+# Pages of a site that sets the widget's options, next to the demo page (browser.mjs opens them).
+EMBEDDED = {
+    "local.html": {"storage": "local", "idleMinutes": 1440},
+    "idle.html": {"idleMinutes": 0.1},
+}
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -29,17 +38,25 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def demo_page(servers):
-    """The demo page served the way `make run` serves it, pointed at the test server."""
+def demo_page(servers, tmp_path_factory):
+    """The demo page served the way `make run` serves it, with the test server's address
+    written into it (as a site writes its own), and the EMBEDDED pages beside it."""
     assert (WIDGET / "widget.js").exists(), "run `make install` first (it builds the widget)"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(WIDGET)))
+    site = tmp_path_factory.mktemp("site")
+    for name in ("widget.js", "widget.js.map"):
+        shutil.copy(WIDGET / name, site)
+    page = (WIDGET / "index.html").read_text()
+    assert DEMO_INIT in page
+    for name, options in {"index.html": {}, **EMBEDDED}.items():
+        (site / name).write_text(page.replace(DEMO_INIT, json.dumps({"url": servers.url, **options})))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/index.html?server={servers.url}"
+    yield f"http://127.0.0.1:{server.server_port}/index.html"
     server.shutdown()
 
 
 @pytest.fixture(scope="module")
-def expected(responses):
+def expected(responses, servers):
     """What the widget must show, taken from the domain and the training data."""
     topic_of = {
         text: label for label, texts in examples_by_label(load_data(str(ROOT / "data" / "nlu"))).items()
@@ -57,10 +74,20 @@ def expected(responses):
         "crisis": variation(responses, "utter_crisis", crisis_path="overdose"),
         "safe_title": ask_safe["buttons"][0]["title"],
         "safe_answer": variation(responses, "utter_crisis_safe", crisis_path="overdose"),
+        "server": servers.url,
+        # The REST channel's answer when one sender writes too fast (channels/rest.py).
+        "too_fast": TOO_FAST,
+        "too_fast_body": reply("", TOO_FAST),
     }
 
 
-@pytest.mark.parametrize("scenario", ["conversation", "hostile", "keyboard", "mobile", "reconnect", "rest_fallback"])
+SCENARIOS = [
+    "conversation", "hostile", "keyboard", "mobile", "reconnect", "rest_fallback",
+    "storage", "idle", "local_storage", "malformed", "refused", "demo_server",
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_widget_in_chromium(demo_page, expected, scenario):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(

@@ -30,9 +30,10 @@ function appendText(parent, text) {
 
 /** A DocumentFragment showing `text`, with safe markdown links as <a>. */
 export function formatText(text) {
+  text = String(text);
   const fragment = document.createDocumentFragment();
   let last = 0;
-  for (const match of String(text).matchAll(LINK)) {
+  for (const match of text.matchAll(LINK)) {
     const href = safeHref(match[2]);
     if (!href) continue;
     appendText(fragment, text.slice(last, match.index));
@@ -46,7 +47,7 @@ export function formatText(text) {
     fragment.appendChild(link);
     last = match.index + match[0].length;
   }
-  appendText(fragment, String(text).slice(last));
+  appendText(fragment, text.slice(last));
   return fragment;
 }
 

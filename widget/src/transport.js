@@ -1,25 +1,17 @@
 // Talks to Rasa: socket.io channel first, REST channel when socket.io cannot connect.
 import { io } from "socket.io-client";
+import { readReply, refusal, restReplies } from "./message.js";
 
 const REST_PATH = "/webhooks/rest/webhook";
 // How long socket.io may try before the widget switches to REST.
 const SOCKET_TIMEOUT_MS = 5000;
 
-/** Bot messages from either channel in one shape: {text, buttons: [{title, payload}]}. */
-function fromSocket(message) {
-  return {
-    text: message.text || "",
-    buttons: (message.quick_replies || []).map((b) => ({ title: b.title, payload: b.payload })),
-  };
-}
-
-function fromRest(message) {
-  return { text: message.text || "", buttons: message.buttons || [] };
-}
-
 /**
- * Connection to the assistant. Callbacks: onMessage(message), onStatus(status) with
- * status "connecting" | "online" | "offline" | "rest", onReplyEnd().
+ * Connection to the assistant. Callbacks: onMessage(message) with a checked message
+ * {text, buttons: [{title, payload}]}, onStatus(status) with status "connecting" |
+ * "online" | "offline" | "rest", onReplyEnd(), onSession(sessionId) when the server
+ * names the conversation, and onRefused(messages) when the server refused a message
+ * (413, 429, 503) with the kind replies to show instead.
  */
 export class Transport {
   constructor(url, sessionId, callbacks) {
@@ -43,12 +35,22 @@ export class Transport {
       // Joins the room of this session so replies reach every tab of it.
       this.socket.emit("session_request", { session_id: this.sessionId });
     });
-    this.socket.on("session_confirm", () => this.callbacks.onStatus("online"));
+    this.socket.on("session_confirm", (sessionId) => {
+      // The server names the conversation; it may issue a new id instead of ours.
+      if (typeof sessionId === "string" && sessionId && sessionId !== this.sessionId) {
+        this.sessionId = sessionId;
+        this.callbacks.onSession(sessionId);
+      }
+      this.callbacks.onStatus("online");
+    });
     this.socket.on("disconnect", () => this.callbacks.onStatus("offline"));
     this.socket.on("connect_error", () => {
       if (everConnected) this.callbacks.onStatus("offline");
     });
-    this.socket.on("bot_uttered", (message) => this.callbacks.onMessage(fromSocket(message)));
+    this.socket.on("bot_uttered", (reply) => {
+      const message = readReply(reply, "quick_replies");
+      if (message) this.callbacks.onMessage(message);
+    });
   }
 
   useRest() {
@@ -68,19 +70,24 @@ export class Transport {
       this.socket.emit("user_uttered", { message: text, session_id: this.sessionId });
       return true;
     }
-    let replies;
+    let response;
     try {
-      const response = await fetch(this.url + REST_PATH, {
+      response = await fetch(this.url + REST_PATH, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ sender: this.sessionId, message: text }),
       });
-      if (!response.ok) return false;
-      replies = await response.json();
     } catch (error) {
       return false;
     }
-    replies.map(fromRest).forEach((message) => this.callbacks.onMessage(message));
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      // Too long, too fast or no answer: the server's replies say so and give the
+      // emergency numbers. The message counts as not sent, so the caller keeps it.
+      this.callbacks.onRefused(refusal(body));
+      return false;
+    }
+    restReplies(body).forEach((message) => this.callbacks.onMessage(message));
     this.callbacks.onReplyEnd();
     return true;
   }

@@ -2,7 +2,7 @@
 //   <script src="widget.js"></script>
 //   <script>WithdrawalHelpChat.init({ url: "https://assistant.example.org" });</script>
 import { formatText, isCrisis } from "./format.js";
-import { store } from "./storage.js";
+import { Store, newSessionId } from "./storage.js";
 import { CSS } from "./styles.js";
 import { Transport } from "./transport.js";
 
@@ -16,6 +16,8 @@ const WELCOME =
   "Hi. Ask me about opiate withdrawal, detox or Klonopin, for you or someone you care about.";
 // The typing indicator gives up after this long without a reply.
 const TYPING_TIMEOUT_MS = 30000;
+// The longest delay setTimeout takes; longer idle times are waited for in steps.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Creates an element with attributes and optional text (always set as text). */
 function el(tag, attributes = {}, text) {
@@ -28,16 +30,26 @@ function el(tag, attributes = {}, text) {
 class ChatWidget {
   constructor(options) {
     this.title = options.title || "Withdrawal help";
-    this.transcript = store.transcript();
+    this.store = new Store(options);
+    const saved = this.store.load();
+    this.sessionId = saved ? saved.session : newSessionId();
+    this.transcript = saved ? saved.transcript : [];
+    this.lastMessageAt = saved ? saved.lastMessageAt : 0;
     this.buildDom(options.container || document.body);
     this.transcript.forEach((entry) => this.showEntry(entry, false));
     this.showReplies(this.lastButtons());
-    this.transport = new Transport(options.url, store.sessionId(), {
+    this.transport = new Transport(options.url, this.sessionId, {
       onMessage: (message) => this.receive(message),
       onStatus: (status) => this.setStatus(status),
       onReplyEnd: () => this.setTyping(false),
+      onSession: (sessionId) => {
+        this.sessionId = sessionId;
+        this.save();
+      },
+      onRefused: (messages) => messages.forEach((message) => this.showEntry({ from: "bot", ...message }, true)),
     });
-    if (store.isOpen()) this.open(false);
+    if (saved && saved.open) this.open(false);
+    this.watchIdle();
   }
 
   buildDom(container) {
@@ -100,7 +112,7 @@ class ChatWidget {
     this.panel.hidden = false;
     this.root.classList.add("open");
     this.launcher.setAttribute("aria-expanded", "true");
-    store.setOpen(true);
+    this.save();
     this.scrollDown();
     if (focus) this.input.focus();
   }
@@ -109,7 +121,7 @@ class ChatWidget {
     this.panel.hidden = true;
     this.root.classList.remove("open");
     this.launcher.setAttribute("aria-expanded", "false");
-    store.setOpen(false);
+    this.save();
     this.launcher.focus();
   }
 
@@ -146,7 +158,7 @@ class ChatWidget {
     if (!sent) {
       this.setTyping(false);
       this.transcript.pop();
-      store.saveTranscript(this.transcript);
+      this.save();
       bubble.remove();
       this.status.textContent = "Your message could not be sent. Please try again.";
     }
@@ -161,8 +173,33 @@ class ChatWidget {
 
   record(entry) {
     this.transcript.push(entry);
-    store.saveTranscript(this.transcript);
+    this.lastMessageAt = Date.now();
+    this.save();
+    this.watchIdle();
     return this.showEntry(entry, true);
+  }
+
+  /** Keeps the chat for a reload; before the first message nothing is kept. */
+  save() {
+    if (this.transcript.length) {
+      this.store.save({
+        session: this.sessionId, open: !this.panel.hidden,
+        lastMessageAt: this.lastMessageAt, transcript: this.transcript,
+      });
+    } else {
+      this.store.clear();
+    }
+  }
+
+  /** Forgets the chat once it has been idle too long, also while the page stays open. */
+  watchIdle() {
+    clearTimeout(this.idleTimer);
+    if (!this.transcript.length) return;
+    const left = this.store.msLeft(this.lastMessageAt);
+    this.idleTimer = setTimeout(
+      () => (this.store.msLeft(this.lastMessageAt) > 0 ? this.watchIdle() : this.forget()),
+      Math.min(left, MAX_TIMER_MS),
+    );
   }
 
   /** Adds a bubble; `live` when it just arrived (restored ones are not announced again). */
@@ -198,13 +235,21 @@ class ChatWidget {
     this.scrollDown();  // the buttons take room from the conversation above them
   }
 
-  restart() {
+  /** Forgets the conversation, on screen and in the browser, and starts a new session. */
+  forget() {
+    clearTimeout(this.idleTimer);
     this.transcript = [];
-    this.transport.restart(store.reset());
+    this.store.clear();
+    this.sessionId = newSessionId();
+    this.transport.restart(this.sessionId);
     this.log.querySelectorAll(".msg:not(:first-child)").forEach((node) => node.remove());
     this.showReplies([]);
     this.setTyping(false);
     this.input.value = "";
+  }
+
+  restart() {
+    this.forget();
     this.input.focus();
   }
 
@@ -215,7 +260,11 @@ class ChatWidget {
 
 let widget = null;
 
-/** Starts the widget once per page; `url` is the Rasa server. */
+/**
+ * Starts the widget once per page. `url` is the Rasa server; `storage` ("session", the
+ * default, or "local") and `idleMinutes` (30 by default) say where and how long the
+ * browser keeps the conversation.
+ */
 export function init(options) {
   if (!options || !options.url) throw new Error("WithdrawalHelpChat.init needs { url }");
   widget = widget || new ChatWidget(options);

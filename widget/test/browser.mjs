@@ -14,18 +14,70 @@ const browser = await chromium.launch({
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
 });
 
-/** A fresh page on the demo; dialogs are recorded (and dismissed), never expected. */
-async function openDemo(viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
+/** A new tab on `url`; dialogs and script errors are recorded (dialogs dismissed), never expected. */
+async function openPage(context, url = demoUrl) {
   const page = await context.newPage();
   page.dialogs = [];
+  page.errors = [];
   page.on("dialog", (dialog) => {
     page.dialogs.push(dialog.message());
     dialog.dismiss();
   });
+  page.on("pageerror", (error) => page.errors.push(error.message));
   page.setDefaultTimeout(TIMEOUT);
-  await page.goto(demoUrl);
-  return { context, page };
+  await page.goto(url);
+  return page;
+}
+
+/** A fresh browser profile on the demo page. */
+async function openDemo(viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  return { context, page: await openPage(context) };
+}
+
+/** A fresh profile on a site's own page with its options for the widget (EMBEDDED in tests/test_widget.py). */
+async function openEmbedded(name) {
+  const context = await browser.newContext();
+  return { context, page: await openPage(context, new URL(name, demoUrl).href) };
+}
+
+/** socket.io blocked (as by some proxies), so the widget uses the REST channel. */
+async function blockSocket(context) {
+  await context.route("**/socket.io/**", (route) => route.abort());
+  await context.routeWebSocket(/socket\.io/, (ws) => ws.close());
+}
+
+const KEY = "withdrawal-help:chat";
+
+/** What the widget keeps in each of the page's storages (parsed), and any other key of it. */
+const stored = (page) => page.evaluate((key) => {
+  const ours = (storage) => Object.keys(storage).filter((name) => name.startsWith("withdrawal-help:"));
+  return {
+    session: JSON.parse(sessionStorage.getItem(key)),
+    local: JSON.parse(localStorage.getItem(key)),
+    keys: [...ours(sessionStorage), ...ours(localStorage)].filter((name) => name !== key),
+  };
+}, KEY);
+
+/** Puts `value` (any string) where the widget keeps its chat in `area` ("sessionStorage" or "localStorage"). */
+const putStored = (page, area, value) =>
+  page.evaluate(([key, area, value]) => window[area].setItem(key, value), [KEY, area, value]);
+
+const MINUTE = 60000;
+const NOTHING_KEPT = { session: null, local: null, keys: [] };
+
+/**
+ * Answers the REST webhook with `answers` ({status, body}) in turn, then lets requests
+ * through to the server. The page is on another origin, so the answers carry CORS headers.
+ */
+async function fakeRest(context, answers) {
+  const headers = { "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Content-Type" };
+  await context.route("**/webhooks/rest/webhook", (route) => {
+    if (!answers.length) return route.continue();
+    if (route.request().method() === "OPTIONS") return route.fulfill({ status: 204, headers });
+    const { status = 200, body } = answers.shift();
+    return route.fulfill({ status, headers, body: typeof body === "string" ? body : JSON.stringify(body) });
+  });
 }
 
 // Playwright's CSS locators pierce the widget's open shadow root.
@@ -51,6 +103,11 @@ async function ask(page, text, botCount) {
   await w.input.fill(text);
   await w.input.press("Enter");
   await w.bot.nth(botCount - 1).waitFor();
+}
+
+async function waitStatus(page, status) {
+  await page.waitForFunction((status) => document.querySelector("#withdrawal-help-chat")
+    .shadowRoot.querySelector(".root").dataset.status === status, status);
 }
 
 async function waitOnline(page) {
@@ -119,11 +176,14 @@ const scenarios = {
     await w.bot.nth(before.length).waitFor();
     assert.equal(await bubbleText(w.bot.nth(before.length)), expected.safe_answer);
 
-    const session = await page.evaluate(() => localStorage.getItem("withdrawal-help:session"));
+    const session = (await stored(page)).session.session;
     await page.getByRole("button", { name: "Start over" }).click();
     assert.equal(await w.user.count(), 0);
     assert.equal(await w.bot.count(), 1);  // the welcome line only
-    assert.notEqual(await page.evaluate(() => localStorage.getItem("withdrawal-help:session")), session);
+    assert.deepEqual(await stored(page), { session: null, local: null, keys: [] });
+    await ask(page, expected.question, 2);  // a new conversation
+    assert.notEqual((await stored(page)).session.session, session);
+    await page.getByRole("button", { name: "Start over" }).click();
     await page.reload();
     assert.equal(await w.user.count(), 0);
     return { screenshot, bubbles_before_reload: before.length };
@@ -223,8 +283,7 @@ const scenarios = {
     await w.launcher.click();
     await waitOnline(page);
     await context.setOffline(true);
-    await page.waitForFunction(() => document.querySelector("#withdrawal-help-chat")
-      .shadowRoot.querySelector(".root").dataset.status === "offline");
+    await waitStatus(page, "offline");
     await w.input.fill(expected.question);
     await w.input.press("Enter");
     assert.equal(await w.input.inputValue(), expected.question);
@@ -242,20 +301,231 @@ const scenarios = {
   /** socket.io blocked (as by some proxies): the widget talks over REST instead. */
   async rest_fallback() {
     const context = await browser.newContext();
-    await context.route("**/socket.io/**", (route) => route.abort());
-    await context.routeWebSocket(/socket\.io/, (ws) => ws.close());
-    const page = await context.newPage();
-    page.setDefaultTimeout(TIMEOUT);
-    await page.goto(demoUrl);
+    await blockSocket(context);
+    const page = await openPage(context);
     const w = widget(page);
     await w.launcher.click();
-    await page.waitForFunction(() => document.querySelector("#withdrawal-help-chat")
-      .shadowRoot.querySelector(".root").dataset.status === "rest");
+    await waitStatus(page, "rest");
     await ask(page, expected.question, 2);
     assert.equal(await bubbleText(w.bot.nth(1)), expected.answer);
     await ask(page, expected.crisis_message, 3);
     await assertCrisisLinks(page);
     return {};
+  },
+  /** By default the chat lives in the tab's sessionStorage only, and goes after 30 idle minutes. */
+  async storage() {
+    const { context, page } = await openDemo();
+    const w = widget(page);
+    // What an earlier version kept in localStorage for good is deleted.
+    await page.evaluate(() => {
+      localStorage.setItem("withdrawal-help:session", JSON.stringify("0".repeat(32)));
+      localStorage.setItem("withdrawal-help:transcript", JSON.stringify([{ from: "user", text: "old" }]));
+    });
+    await page.reload();
+    assert.deepEqual(await stored(page), NOTHING_KEPT);  // and nothing is kept before the first message
+    await w.launcher.click();
+    await waitOnline(page);
+    await ask(page, expected.question, 2);
+    const { session: chat, local, keys } = await stored(page);
+    assert.deepEqual([local, keys], [null, []]);
+    assert.deepEqual(chat.transcript.map((entry) => entry.text), [expected.question, expected.answer]);
+
+    // Another tab of the same browser does not see it.
+    const other = await openPage(context);
+    assert.equal(await widget(other).user.count(), 0);
+    assert.deepEqual(await stored(other), NOTHING_KEPT);
+    await other.close();
+
+    // 29 idle minutes: still there after a reload; 31: deleted when the page loads.
+    await putStored(page, "sessionStorage", JSON.stringify({ ...chat, lastMessageAt: Date.now() - 29 * MINUTE }));
+    await page.reload();
+    assert.equal(await w.user.count(), 1);
+    await putStored(page, "sessionStorage", JSON.stringify({ ...chat, lastMessageAt: Date.now() - 31 * MINUTE }));
+    await page.reload();
+    assert.equal(await w.user.count(), 0);
+    assert.deepEqual(await stored(page), NOTHING_KEPT);
+    assert.deepEqual(page.errors, []);
+    return {};
+  },
+
+  /** A page left open forgets the chat, on screen and in storage, after `idleMinutes` (6 s on idle.html). */
+  async idle() {
+    const { page } = await openEmbedded("idle.html");
+    const w = widget(page);
+    await w.launcher.click();
+    await waitOnline(page);
+    await ask(page, expected.question, 2);
+    assert.notEqual((await stored(page)).session, null);
+    await w.user.waitFor({ state: "detached", timeout: 20000 });
+    assert.equal(await w.bot.count(), 1);
+    assert.deepEqual(await stored(page), NOTHING_KEPT);
+    await page.reload();
+    assert.equal(await w.user.count(), 0);
+    assert.deepEqual(page.errors, []);
+    return {};
+  },
+
+  /**
+   * A site that opts in keeps the chat in localStorage (for 1440 idle minutes on
+   * local.html), so other tabs see it; "Start over" deletes it.
+   */
+  async local_storage() {
+    const { context, page } = await openEmbedded("local.html");
+    const w = widget(page);
+    await w.launcher.click();
+    await waitOnline(page);
+    await ask(page, expected.question, 2);
+    const { session, local: chat } = await stored(page);
+    assert.equal(session, null);
+    assert.deepEqual(chat.transcript.map((entry) => entry.text), [expected.question, expected.answer]);
+
+    // 23 idle hours later, in a new tab, it is still there (1440 minutes).
+    await putStored(page, "localStorage", JSON.stringify({ ...chat, lastMessageAt: Date.now() - 23 * 60 * MINUTE }));
+    const other = await openPage(context, page.url());
+    assert.equal(await bubbleText(widget(other).bot.nth(1)), expected.answer);
+
+    await page.getByRole("button", { name: "Start over" }).click();
+    assert.deepEqual(await stored(page), NOTHING_KEPT);
+    await other.reload();
+    assert.equal(await widget(other).user.count(), 0);
+    assert.deepEqual([...page.errors, ...other.errors], []);
+    return {};
+  },
+
+  /** Malformed replies (socket.io and REST) and corrupt saved chats never break the widget. */
+  async malformed() {
+    // socket.io: the first reply arrives with an object as its text and broken quick replies.
+    const context = await browser.newContext();
+    let broken = false;
+    await context.routeWebSocket(/socket\.io/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((frame) => {
+        // An event is "42" and a JSON array in socket.io's protocol.
+        if (!broken && typeof frame === "string" && frame.startsWith('42["bot_uttered"')) {
+          broken = true;
+          const [event, message] = JSON.parse(frame.slice(2));
+          const replies = [null, { title: 7, payload: "/x" }, ...(message.quick_replies || [])];
+          frame = "42" + JSON.stringify([event, { ...message, text: { html: message.text }, quick_replies: replies }]);
+        }
+        ws.send(frame);
+      });
+    });
+    const page = await openPage(context);
+    const w = widget(page);
+    await w.launcher.click();
+    await waitOnline(page);
+    await ask(page, expected.question, 2);
+    assert.equal(broken, true);
+    assert.match(await bubbleText(w.bot.nth(1)), /911.*988/);  // a kind line instead
+    assert.equal(await w.replies.first().textContent(), expected.button_title);
+    const titles = await w.replies.allTextContents();
+    assert.ok(titles.every((title) => title.trim()));
+    const shownBefore = await w.bot.allTextContents();
+    await page.reload();
+    assert.deepEqual(await w.bot.allTextContents(), shownBefore);
+    assert.deepEqual(await w.replies.allTextContents(), titles);
+    await waitOnline(page);
+    await page.getByRole("button", { name: "Start over" }).click();
+    assert.equal(await w.bot.count(), 1);
+    assert.deepEqual(await stored(page), NOTHING_KEPT);
+    await ask(page, expected.question, 2);
+    assert.equal(await bubbleText(w.bot.nth(1)), expected.answer);
+
+    // Corrupt saved chats are deleted, whatever is wrong with them.
+    const chat = (await stored(page)).session;
+    const corrupt = [
+      "{not json",
+      JSON.stringify([{ from: "user", text: "the shape of an earlier version" }]),
+      JSON.stringify({ ...chat, transcript: [...chat.transcript, { from: "bot", text: { html: "<b>x</b>" } }] }),
+      JSON.stringify({ ...chat, transcript: [{ from: "bot", text: "hi", buttons: [{ title: 1, payload: "/x" }] }] }),
+      JSON.stringify({ ...chat, transcript: [{ from: "someone", text: "hi" }] }),
+      JSON.stringify({ ...chat, session: { id: 1 } }),
+      JSON.stringify({ ...chat, lastMessageAt: Date.now() + 60 * MINUTE }),
+    ];
+    for (const value of corrupt) {
+      await putStored(page, "sessionStorage", value);
+      await page.reload();
+      assert.equal(await w.bot.count(), 1, value);
+      assert.deepEqual(await stored(page), NOTHING_KEPT, value);
+      await w.launcher.click();
+      assert.ok(await w.panel.isVisible());
+    }
+
+    // REST: a reply whose text is no string, one the widget cannot show, broken buttons, no list.
+    const rest = await browser.newContext();
+    await blockSocket(rest);
+    await fakeRest(rest, [
+      { body: [
+        { recipient_id: "x", text: ["not", "text"], buttons: "none" },
+        { recipient_id: "x", image: "https://example.org/a.png" },
+        { recipient_id: "x", text: "Still here. [Call 988](tel:988)", buttons: [{ payload: "/deny" }, { title: "Yes", payload: "/affirm" }] },
+      ] },
+      { body: { text: "not a list" } },
+    ]);
+    const restPage = await openPage(rest);
+    const r = widget(restPage);
+    await r.launcher.click();
+    await waitStatus(restPage, "rest");
+    await ask(restPage, "hello", 3);
+    assert.match(await bubbleText(r.bot.nth(1)), /911.*988/);
+    assert.equal(await bubbleText(r.bot.nth(2)), "Still here. Call 988");
+    assert.deepEqual(await r.replies.allTextContents(), ["Yes"]);
+    await ask(restPage, "hello again", 4);
+    assert.match(await bubbleText(r.bot.nth(3)), /911.*988/);
+    await ask(restPage, expected.question, 5);
+    assert.equal(await bubbleText(r.bot.nth(4)), expected.answer);
+    await restPage.reload();
+    assert.equal(await r.bot.count(), 5);
+    assert.deepEqual([...page.errors, ...restPage.errors], []);
+    return { corrupt: corrupt.length };
+  },
+
+  /** A refused message (429, 503) shows the server's kind reply; what was typed is kept. */
+  async refused() {
+    const context = await browser.newContext();
+    await blockSocket(context);
+    await fakeRest(context, [
+      { status: 429, body: expected.too_fast_body },
+      { status: 503, body: "<html><body>503 Service Temporarily Unavailable</body></html>" },
+    ]);
+    const page = await openPage(context);
+    const w = widget(page);
+    await w.launcher.click();
+    await waitStatus(page, "rest");
+    await ask(page, expected.question, 2);
+    assert.equal(await bubbleText(w.bot.nth(1)), expected.too_fast);
+    assert.equal(await w.user.count(), 0);
+    assert.equal(await w.input.inputValue(), expected.question);
+
+    await w.input.press("Enter");  // a body that is not the assistant's: a fixed kind line
+    await w.bot.nth(2).waitFor();
+    assert.match(await bubbleText(w.bot.nth(2)), /911.*988/);
+    assert.equal(await w.input.inputValue(), expected.question);
+    assert.deepEqual(await stored(page), NOTHING_KEPT);  // refusals are not kept
+
+    await w.input.press("Enter");
+    await w.bot.nth(3).waitFor();
+    assert.equal(await bubbleText(w.bot.nth(3)), expected.answer);
+    assert.equal(await bubbleText(w.user.nth(0)), expected.question);
+    assert.deepEqual(page.errors, []);
+    return {};
+  },
+
+  /** The demo page talks to the server written in it, never to one named in its URL. */
+  async demo_server() {
+    const context = await browser.newContext();
+    const hosts = new Set();
+    context.on("request", (request) => hosts.add(new URL(request.url()).host));
+    context.on("page", (page) => page.on("websocket", (ws) => hosts.add(new URL(ws.url()).host)));
+    const page = await openPage(context, `${demoUrl}?server=${encodeURIComponent("http://attacker.invalid:5005")}`);
+    const w = widget(page);
+    await w.launcher.click();
+    await waitOnline(page);
+    await ask(page, expected.question, 2);
+    assert.equal(await bubbleText(w.bot.nth(1)), expected.answer);
+    assert.equal(hosts.has("attacker.invalid:5005"), false);
+    assert.equal(hosts.has(new URL(expected.server).host), true);
+    return { hosts: [...hosts] };
   },
 };
 
