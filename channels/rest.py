@@ -12,6 +12,7 @@ A client may send a `message_id`; a retry with the same id is answered from the 
 conversation instead of being handled twice, so retries never duplicate a message.
 """
 import logging
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from sanic import Blueprint, response
@@ -25,15 +26,18 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from channels.guard import GuardedInput, Guard, Limits, client_address, readable
 from channels.messages import CANNOT_ANSWER, NO_ANSWER, TOO_LONG
+from channels.sessions import SECRET_FILE, SessionIds, session_secret
 
 logger = logging.getLogger(__name__)
 
 MAX_SENDER_LENGTH = 200
 MAX_MESSAGE_ID_LENGTH = 100
 MAX_BODY_BYTES = 256 * 1024
+NOT_ISSUED = ("This conversation id was not given out by this server. Send the message without "
+              "a sender to start a new conversation.")
 
 
-def request_problem(request: Request) -> Optional[Text]:
+def request_problem(request: Request, sender_required: bool = True) -> Optional[Text]:
     """What is wrong with a webhook request, or None when it can be handled."""
     try:
         body: Any = request.json
@@ -42,7 +46,9 @@ def request_problem(request: Request) -> Optional[Text]:
     if not isinstance(body, dict):
         return 'The request body must be a JSON object like {"sender": "...", "message": "..."}.'
     sender, message = body.get("sender"), body.get("message")
-    if (
+    if sender is None and not sender_required:
+        pass
+    elif (
         not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH
         or not sender.isprintable()
     ):
@@ -91,7 +97,11 @@ def stored_replies(tracker: Optional[DialogueStateTracker], message_id: Text) ->
 
 
 class CheckedRestInput(RestInput):
-    """REST channel (`/webhooks/rest/webhook`) that refuses malformed requests."""
+    """REST channel (`/webhooks/rest/webhook`) that refuses malformed requests.
+
+    A message without a sender starts a new conversation whose id the server issues
+    (each reply's `recipient_id`); send it as `sender` to continue.
+    """
 
     @classmethod
     def name(cls) -> Text:
@@ -100,11 +110,22 @@ class CheckedRestInput(RestInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "CheckedRestInput":
         credentials = credentials or {}
-        return cls(Limits.from_credentials(credentials), int(credentials.get("max_body_bytes", MAX_BODY_BYTES)))
+        return cls(
+            Limits.from_credentials(credentials), int(credentials.get("max_body_bytes", MAX_BODY_BYTES)),
+            SessionIds(session_secret(Path(credentials.get("session_secret_file", SECRET_FILE)))),
+            bool(credentials.get("issued_ids_only", False)),
+        )
 
-    def __init__(self, limits: Limits = Limits(), max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, limits: Limits = Limits(), max_body_bytes: int = MAX_BODY_BYTES,
+        ids: Optional[SessionIds] = None, issued_ids_only: bool = False,
+    ) -> None:
         self.guard = Guard(limits)
         self.max_body_bytes = max_body_bytes
+        self.ids = ids or SessionIds(session_secret(Path(SECRET_FILE)))
+        # False: a client may also name its own conversations (an app's user ids); ids
+        # that look issued must still be genuine.
+        self.issued_ids_only = issued_ids_only
 
     async def handle(self, request: Request, body: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         """Handles the message under the conversation's lock, once per `message_id`."""
@@ -134,10 +155,14 @@ class CheckedRestInput(RestInput):
         async def receive(request: Request) -> response.HTTPResponse:
             if len(request.body or b"") > self.max_body_bytes:
                 return response.json(reply("", TOO_LONG), status=413)
-            problem = request_problem(request)
+            problem = request_problem(request, sender_required=False)
             if problem:
                 return response.json({"error": problem}, status=400)
-            sender = request.json["sender"]
+            sender = request.json.get("sender")
+            if sender is None:  # a new conversation: the server names it
+                sender = request.json["sender"] = self.ids.issue()
+            elif not self.ids.may_use(sender, self.issued_ids_only):
+                return response.json({"error": NOT_ISSUED}, status=403)
             refusal = await self.guard.refusal(sender, client_address(request), request.json["message"])
             if refusal:
                 return response.json(reply(sender, refusal), status=413 if refusal == TOO_LONG else 429)

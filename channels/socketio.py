@@ -16,12 +16,7 @@ conversation it names, and passes every message on unchecked. This one
 The handlers are replaced through python-socketio's public `on()`; `eio` is pinned by
 tests/test_socketio.py.
 """
-import hashlib
-import hmac
 import logging
-import os
-import secrets
-import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
@@ -32,53 +27,11 @@ from sanic import Blueprint
 from channels.guard import Guard, Limits, readable
 from channels.messages import CANNOT_ANSWER, EMERGENCY
 from channels.rest import MAX_BODY_BYTES
+from channels.sessions import SECRET_FILE, SessionIds, session_secret
 
 logger = logging.getLogger(__name__)
 
-ID_PREFIX = "web-"
-SECRET_FILE = "session.secret"
 NOT_TEXT = f"I can only read text messages. Please type your question. {EMERGENCY}"
-
-
-def session_secret(path: Path) -> bytes:
-    """`CHAT_SESSION_SECRET`, or a random one kept in `path` (created once, readable by
-    the server's user only) so that every worker and restart signs the same way."""
-    configured = os.environ.get("CHAT_SESSION_SECRET")
-    if configured:
-        return configured.encode("utf-8")
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another worker may be writing it right now
-            secret = path.read_bytes().strip()
-            if secret:
-                return secret
-            time.sleep(0.02)
-        raise RuntimeError(f"{path} is empty; delete it and restart")
-    secret = secrets.token_hex(32).encode("ascii")
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(secret)
-    return secret
-
-
-class SessionIds:
-    """Issues conversation ids and recognises the ones it issued."""
-
-    def __init__(self, secret: bytes) -> None:
-        self.secret = secret
-
-    def _signature(self, token: Text) -> Text:
-        return hmac.new(self.secret, token.encode("ascii"), hashlib.sha256).hexdigest()[:32]
-
-    def issue(self) -> Text:
-        token = secrets.token_hex(16)
-        return f"{ID_PREFIX}{token}.{self._signature(token)}"
-
-    def issued(self, session_id: Any) -> bool:
-        if not isinstance(session_id, str) or not session_id.startswith(ID_PREFIX) or "." not in session_id:
-            return False
-        token, signature = session_id[len(ID_PREFIX):].split(".", 1)
-        return token.isascii() and hmac.compare_digest(self._signature(token), signature)
 
 
 class CheckedSocketIOInput(SocketIOInput):

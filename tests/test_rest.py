@@ -80,7 +80,7 @@ def test_odd_messages_get_a_reply(servers, text):
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"[]", b'{"message": "hi"}', b'{"sender": "x"}', b'{"sender": "x", "message": 5}',
+    [b"{not json", b"[]", b'{"sender": null, "message": 5}', b'{"sender": "x"}', b'{"sender": "x", "message": 5}',
      b'{"sender": {"a": 1}, "message": "hi"}'],
 )
 def test_malformed_requests_get_a_client_error(servers, body):

@@ -1,0 +1,62 @@
+"""Conversation ids that only the server issues, for the browser channels (socket.io and
+REST): 128 random bits and their signature with a server secret. A client can resume
+only an id it was given, and the `web-` prefix keeps them apart from every other
+channel's ids (a Twilio sender is a phone number)."""
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Text
+
+ID_PREFIX = "web-"
+SECRET_FILE = "session.secret"
+
+
+def session_secret(path: Path) -> bytes:
+    """`CHAT_SESSION_SECRET`, or a random one kept in `path` (created once, readable by
+    the server's user only) so that every worker and restart signs the same way."""
+    configured = os.environ.get("CHAT_SESSION_SECRET")
+    if configured:
+        return configured.encode("utf-8")
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another worker may be writing it right now
+            secret = path.read_bytes().strip()
+            if secret:
+                return secret
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} is empty; delete it and restart")
+    secret = secrets.token_hex(32).encode("ascii")
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(secret)
+    return secret
+
+
+class SessionIds:
+    """Issues conversation ids and recognises the ones it issued."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    def _signature(self, token: Text) -> Text:
+        return hmac.new(self.secret, token.encode("ascii"), hashlib.sha256).hexdigest()[:32]
+
+    def issue(self) -> Text:
+        token = secrets.token_hex(16)
+        return f"{ID_PREFIX}{token}.{self._signature(token)}"
+
+    def issued(self, session_id: Any) -> bool:
+        if not isinstance(session_id, str) or not session_id.startswith(ID_PREFIX) or "." not in session_id:
+            return False
+        token, signature = session_id[len(ID_PREFIX):].split(".", 1)
+        return token.isascii() and hmac.compare_digest(self._signature(token), signature)
+
+    def may_use(self, sender: Text, issued_only: bool) -> bool:
+        """Whether a client may write as `sender`: an id that looks issued must be genuine,
+        and with `issued_only` every id must be."""
+        if self.issued(sender):
+            return True
+        return not issued_only and not sender.startswith(ID_PREFIX)
