@@ -96,6 +96,14 @@ def stored_replies(tracker: Optional[DialogueStateTracker], message_id: Text) ->
     return replies
 
 
+async def answer_root_without_version(request: Request, answer: response.HTTPResponse) -> Optional[response.HTTPResponse]:
+    """Rasa's `/` says "Hello from Rasa: 3.6.x", which tells an attacker what to look up;
+    this says the server is up and nothing more."""
+    if request.path == "/" and answer.status == 200:
+        return response.json({"status": "ok"})
+    return None
+
+
 class CheckedRestInput(RestInput):
     """REST channel (`/webhooks/rest/webhook`) that refuses malformed requests.
 
@@ -150,6 +158,10 @@ class CheckedRestInput(RestInput):
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> response.HTTPResponse:
             return response.json({"status": "ok"})
+
+        @webhook.listener("before_server_start")
+        async def hide_version(app: Any, _: Any) -> None:
+            app.register_middleware(answer_root_without_version, "response")
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> response.HTTPResponse:

@@ -8,7 +8,10 @@ BIN=.venv/bin
 MODEL=models/withdrawal-help.tar.gz
 set -a; source server.env; set +a  # worker processes and threads
 
-"$BIN/rasa" run actions --port 5055 --actions actions >logs-actions.txt 2>&1 &
+# Both servers listen on this machine only, unless CHAT_INTERFACE says otherwise
+# (for example 0.0.0.0 behind a proxy on another host).
+INTERFACE="${CHAT_INTERFACE:-127.0.0.1}"
+SANIC_HOST="$INTERFACE" "$BIN/rasa" run actions --port 5055 --actions actions >logs-actions.txt 2>&1 &
 ACTIONS_PID=$!
 trap 'kill $ACTIONS_PID ${DEMO_PID:-} 2>/dev/null || true' EXIT
 
@@ -33,4 +36,4 @@ Stop with Ctrl+C.
 
 MSG
 "$BIN/rasa" run --model "$MODEL" --endpoints endpoints.yml --credentials build/credentials.yml \
-  --port 5005 --cors "http://localhost:8080"
+  --interface "$INTERFACE" --port 5005 --cors "http://localhost:8080"

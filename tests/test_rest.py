@@ -95,3 +95,11 @@ def test_malformed_requests_get_a_client_error(servers, body):
 def test_server_log_has_no_tracebacks(servers):
     log = servers.rasa_log.read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_the_root_says_it_is_up_without_naming_the_version(servers):
+    import rasa
+
+    answer = requests.get(servers.url + "/", timeout=30)
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+    assert rasa.__version__ not in answer.text and "Rasa" not in answer.text

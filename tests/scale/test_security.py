@@ -25,8 +25,10 @@ def test_make_run_keeps_the_http_api_off(servers):
     """`make run` starts Rasa without --enable-api; the test servers start it the same way."""
     script = (ROOT / "scripts" / "run.sh").read_text().replace("\\\n", " ")
     rasa_line = next(line for line in script.splitlines() if '"$BIN/rasa" run --model' in line)
-    assert "--port 5005" in rasa_line
+    assert "--port 5005" in rasa_line and '--interface "$INTERFACE"' in rasa_line
     assert "--enable-api" not in rasa_line
+    assert 'INTERFACE="${CHAT_INTERFACE:-127.0.0.1}"' in script
+    assert 'SANIC_HOST="$INTERFACE" "$BIN/rasa" run actions' in script
     sender = new_sender()
     assert servers.say(sender, "hello").status_code == 200
     for method, path in [("GET", f"/conversations/{sender}/tracker"), ("GET", "/status"),
