@@ -31,6 +31,7 @@ from sanic import Blueprint, Sanic
 from sanic.request import Request
 
 from channels.messages import CANNOT_ANSWER, TOO_FAST, TOO_LONG
+from channels.sessions import in_app_namespace
 
 logger = logging.getLogger(__name__)
 
@@ -234,8 +235,9 @@ def client_address(request: Request) -> Text:
 class GuardedInput:
     """Mixin for a Rasa input channel: every message it receives passes one Guard.
 
-    Put it first: `class CheckedTwilioInput(GuardedInput, TwilioInput)`. The channel's own
-    blueprint is kept; only its `on_new_message` is wrapped.
+    Put it first: `class CheckedCallbackInput(GuardedInput, CallbackInput)`. The
+    channel's own blueprint is kept; only its `on_new_message` is wrapped. A channel with
+    its own blueprint calls `guarded()` and `watch_addresses()` itself.
     """
 
     guard = Guard()
@@ -246,8 +248,12 @@ class GuardedInput:
         channel.guard = Guard(Limits.from_credentials(credentials))
         return channel
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = super().blueprint(self.guard.wrap(on_new_message))  # type: ignore[misc]
+    def guarded(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[Any]]:
+        return self.guard.wrap(on_new_message)
+
+    @staticmethod
+    def watch_addresses(webhook: Blueprint) -> Blueprint:
+        """Notes each request's client address for the per-address limit."""
 
         @webhook.middleware("request")
         async def note_address(request: Request) -> None:
@@ -255,10 +261,16 @@ class GuardedInput:
 
         return webhook
 
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        return self.watch_addresses(super().blueprint(self.guarded(on_new_message)))  # type: ignore[misc]
 
-async def say(message: UserMessage, text: Text) -> None:
-    """Sends `text` to the writer of `message`, never raising: there is no one else to tell."""
-    try:
-        await message.output_channel.send_text_message(message.sender_id, text)
-    except Exception as error:
-        logger.error("Could not send a kind reply on %s: %s", message.input_channel, type(error).__name__)
+
+class MessagingAppInput(GuardedInput):
+    """Mixin for a messaging app's channel: guarded, and its conversations stored as
+    `<app>:<user id>` so that no other channel's id can ever name them."""
+
+    def guarded(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[Any]]:
+        async def in_namespace(message: UserMessage) -> Any:
+            return await on_new_message(in_app_namespace(self.name(), message))  # type: ignore[attr-defined]
+
+        return super().guarded(in_namespace)

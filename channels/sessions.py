@@ -1,16 +1,23 @@
-"""Conversation ids that only the server issues, for the browser channels (socket.io and
-REST): 128 random bits and their signature with a server secret. A client can resume
-only an id it was given, and the `web-` prefix keeps them apart from every other
-channel's ids (a Twilio sender is a phone number)."""
+"""Whose conversation an id is.
+
+The browser channels (socket.io and REST) get ids that only the server issues: 128
+random bits and their signature with a server secret, so a client can resume only an
+id it was given. A messaging app's conversations are stored as `<app>:<the app's user
+id>` (`twilio:+15551234567`), and no browser client may write as such an id, so a REST
+sender can never be someone's phone number.
+"""
 import hashlib
 import hmac
 import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Text
+from typing import Any, Dict, Text
+
+from rasa.core.channels.channel import OutputChannel
 
 ID_PREFIX = "web-"
+MESSAGING_APPS = ("twilio", "slack", "telegram", "facebook")
 SECRET_FILE = "session.secret"
 
 
@@ -59,4 +66,30 @@ class SessionIds:
         and with `issued_only` every id must be."""
         if self.issued(sender):
             return True
-        return not issued_only and not sender.startswith(ID_PREFIX)
+        return not issued_only and not sender.startswith(ID_PREFIX) and not app_conversation(sender)
+
+
+def app_conversation(sender: Text) -> bool:
+    """Whether `sender` names a messaging app's conversation."""
+    return sender.split(":", 1)[0] in MESSAGING_APPS and ":" in sender
+
+
+class AppOutput(OutputChannel):
+    """A messaging app's output channel for conversations stored as `<app>:<user id>`:
+    the app is given back its own user id."""
+
+    def __init__(self, app_output: OutputChannel) -> None:
+        self.app_output = app_output
+
+    def name(self) -> Text:  # type: ignore[override]
+        return self.app_output.name()
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        await self.app_output.send_response(recipient_id.split(":", 1)[-1], message)
+
+
+def in_app_namespace(app: Text, message: Any) -> Any:
+    """`message` (a UserMessage) moved into the conversations of `app`."""
+    message.sender_id = f"{app}:{message.sender_id}"
+    message.output_channel = AppOutput(message.output_channel)
+    return message

@@ -1,10 +1,11 @@
 """Messaging integrations: the callback channel, signed webhooks, and the crisis reply
 as each messaging app receives it.
 
-A second real server runs here with test secrets for Slack, Facebook and Twilio set in
-its environment, so credentials.messaging.yml is read exactly as `make run` reads it.
-(Telegram registers its webhook with Telegram when the server starts, which needs the
-internet; it is covered by the in-process test at the end.)
+A second real server runs here with test secrets for every messaging app set in its
+environment, so credentials.messaging.yml is read exactly as `make run` reads it. Nothing
+leaves the machine: Telegram's API is a local receiver (the channel's `api_url`), and the
+server's HTTPS proxy is a local one that refuses every connection (so Twilio's API is
+never reached; its refusals show that the bot tried to send an SMS).
 """
 import hashlib
 import hmac
@@ -12,6 +13,7 @@ import json
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -23,12 +25,16 @@ from conftest import ROOT, Servers, texts_of, variation
 from scripts.credentials import messaging_channels
 
 SECRETS = {
+    "TELEGRAM_TOKEN": "123456:test-token", "TELEGRAM_BOT_NAME": "withdrawal_help_bot",
+    "TELEGRAM_WEBHOOK_URL": "https://chat.example.org/webhooks/telegram/webhook",
+    "TELEGRAM_SECRET_TOKEN": "tg-test-secret",
     "SLACK_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": "slack-test-signing-secret",
     "FACEBOOK_VERIFY_TOKEN": "fb-test-verify", "FACEBOOK_APP_SECRET": "fb-test-app-secret",
     "FACEBOOK_PAGE_ACCESS_TOKEN": "fb-test-page-token",
     "TWILIO_ACCOUNT_SID": "ACtest", "TWILIO_AUTH_TOKEN": "twilio-test-token", "TWILIO_NUMBER": "+15550001111",
     "TWILIO_WEBHOOK_URL": "https://chat.example.org/webhooks/twilio/webhook",
 }
+TELEGRAM = "channels.messaging.CheckedTelegramInput"
 CRISIS_MESSAGE = "i took a whole bottle of pills"
 QUESTION = "what are the symptoms of opiate withdrawal?"
 
@@ -57,6 +63,13 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def do_CONNECT(self):
+                # As the servers' HTTPS proxy: records where a request was going, refuses it.
+                receiver.requests.append(("CONNECT " + self.path, {}))
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def log_message(self, *args):
                 pass
 
@@ -79,25 +92,60 @@ def callback_app():
     receiver.stop()
 
 
+# What Telegram's API answers the server (getMe: the bot that TELEGRAM_BOT_NAME names).
+TELEGRAM_ANSWERS = {
+    "/setWebhook": {"ok": True, "result": True},
+    "/getMe": {"ok": True, "result": {"id": 123456, "is_bot": True, "first_name": "Help",
+                                      "username": SECRETS["TELEGRAM_BOT_NAME"]}},
+    "/sendMessage": {"ok": True, "result": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}},
+}
+
+
 @pytest.fixture(scope="module")
-def messaging(tmp_path_factory, callback_app):
+def apis():
+    """The server's way out: Telegram's API, and the proxy of every other HTTPS request."""
+    receiver = Receiver(TELEGRAM_ANSWERS)
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def messaging(tmp_path_factory, callback_app, apis):
     """A real server with credentials.yml (callback pointed at the receiver) plus the
     messaging channels that the test secrets turn on."""
     credentials = yaml.safe_load((ROOT / "credentials.yml").read_text())
     credentials["channels.rest.CheckedCallbackInput"]["url"] = callback_app.url + "/bot"
     credentials.update(messaging_channels({**SECRETS}))
-    running = Servers(tmp_path_factory.mktemp("messaging"), credentials=credentials, env=SECRETS)
+    credentials[TELEGRAM]["api_url"] = apis.url + "/telegram"
+    env = {**SECRETS, "https_proxy": apis.url, "no_proxy": "127.0.0.1,localhost"}
+    running = Servers(tmp_path_factory.mktemp("messaging"), credentials=credentials, env=env)
     yield running
     running.stop()
 
 
+def user_messages(server, sender):
+    """The user messages stored for `sender`, as Rasa stores them."""
+    import sqlite3
+
+    with sqlite3.connect(server.db) as db:
+        rows = db.execute(
+            "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", (str(sender),)
+        ).fetchall()
+    return [json.loads(data) for (data,) in rows]
+
+
 def test_messaging_channels_are_on_only_when_their_variables_are_set():
     assert messaging_channels({}) == {}
-    assert set(messaging_channels(SECRETS)) == {"slack", "facebook", "channels.twilio.CheckedTwilioInput"}
+    assert set(messaging_channels(SECRETS)) == {
+        "channels.messaging.CheckedSlackInput", TELEGRAM, "channels.messaging.CheckedFacebookInput",
+        "channels.twilio.CheckedTwilioInput",
+    }
+    with pytest.raises(SystemExit, match="TELEGRAM_SECRET_TOKEN"):
+        messaging_channels({k: v for k, v in SECRETS.items() if k != "TELEGRAM_SECRET_TOKEN"})
     with pytest.raises(SystemExit, match="TWILIO_NUMBER"):
         messaging_channels({k: v for k, v in SECRETS.items() if k != "TWILIO_NUMBER"})
     # Placeholders stay placeholders: Rasa fills them in, nothing secret is written out.
-    assert messaging_channels(SECRETS)["slack"]["slack_token"] == "${SLACK_TOKEN}"
+    assert messaging_channels(SECRETS)["channels.messaging.CheckedSlackInput"]["slack_token"] == "${SLACK_TOKEN}"
 
 
 def test_no_secret_is_stored_in_the_repository():
@@ -180,15 +228,53 @@ def test_slack_accepts_correctly_signed_requests(messaging):
     assert response.json() == "c-123"
 
 
-def facebook_post(server, body, signature):
-    headers = {"Content-Type": "application/json"}
-    if signature:
-        headers["X-Hub-Signature"] = signature
+def telegram_post(server, chat_id, text, secret):
+    update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": text,
+                                          "chat": {"id": chat_id, "type": "private"}}}
+    headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+    return requests.post(server.url + "/webhooks/telegram/webhook", json=update, headers=headers, timeout=60)
+
+
+def sent_to(apis, chat_id):
+    return [body["text"] for path, body in apis.requests
+            if path.endswith("/sendMessage") and body["chat_id"] == str(chat_id)]
+
+
+def test_telegram_registers_its_webhook_with_the_secret_token(messaging, apis):
+    registered = [body for path, body in apis.requests if path.endswith("/setWebhook")]
+    assert registered == [{"url": SECRETS["TELEGRAM_WEBHOOK_URL"], "secret_token": SECRETS["TELEGRAM_SECRET_TOKEN"]}]
+
+
+@pytest.mark.parametrize("secret", [None, "", "not-the-secret", SECRETS["TELEGRAM_SECRET_TOKEN"] + "x"])
+def test_telegram_refuses_updates_without_the_secret_token(messaging, apis, secret):
+    """Anyone can POST an update naming any chat: without the secret, none reaches the bot."""
+    chat_id = uuid.uuid4().int % 10**9
+    response = telegram_post(messaging, chat_id, CRISIS_MESSAGE, secret)
+    assert response.status_code == 403
+    assert user_messages(messaging, f"telegram:{chat_id}") == []
+    assert sent_to(apis, chat_id) == []
+
+
+def test_telegram_answers_updates_with_the_secret_token(messaging, apis, responses):
+    chat_id = uuid.uuid4().int % 10**9
+    response = telegram_post(messaging, chat_id, QUESTION, SECRETS["TELEGRAM_SECRET_TOKEN"])
+    assert (response.status_code, response.text) == (200, "success")
+    assert [m["text"] for m in user_messages(messaging, f"telegram:{chat_id}")] == [QUESTION]
+    answer = variation(responses, "utter_faq/withdrawal_symptoms")
+    assert sent_to(apis, chat_id) == answer.strip().split("\n\n")  # Rasa sends each paragraph
+
+
+def facebook_post(server, body, signatures):
+    headers = {"Content-Type": "application/json", **signatures}
     return requests.post(server.url + "/webhooks/facebook/webhook", data=body, headers=headers, timeout=60)
 
 
 def facebook_signature(body, secret=SECRETS["FACEBOOK_APP_SECRET"]):
-    return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+    return {"X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def facebook_sha1_signature(body, secret=SECRETS["FACEBOOK_APP_SECRET"]):
+    return {"X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()}
 
 
 def test_facebook_checks_the_verify_token(messaging):
@@ -196,17 +282,23 @@ def test_facebook_checks_the_verify_token(messaging):
     ok = requests.get(url, params={"hub.verify_token": SECRETS["FACEBOOK_VERIFY_TOKEN"], "hub.challenge": "42"})
     wrong = requests.get(url, params={"hub.verify_token": "guess", "hub.challenge": "42"})
     assert ok.text == "42"
-    assert wrong.text != "42"
+    assert wrong.status_code == 403 and wrong.text != "42"
 
 
 def test_facebook_rejects_unsigned_or_wrongly_signed_requests_and_accepts_signed_ones(messaging):
-    """A delivery receipt: handled without a reply, so no call to Facebook is needed."""
+    """A delivery receipt: handled without a reply, so no call to Facebook is needed.
+    Only the SHA-256 signature counts; Rasa's channel took the SHA-1 one."""
     body = json.dumps({"object": "page", "entry": [{"messaging": [
         {"sender": {"id": "fb-user"}, "recipient": {"id": "page"}, "delivery": {"watermark": 1}}
     ]}]}).encode()
-    assert facebook_post(messaging, body, None).text == "not validated"
-    assert facebook_post(messaging, body, facebook_signature(body, "not-the-secret")).text == "not validated"
-    assert facebook_post(messaging, body, facebook_signature(body)).text == "success"
+    other_body = body.replace(b'"watermark": 1', b'"watermark": 2')
+    for signatures in (
+        {}, facebook_sha1_signature(body), facebook_signature(body, "not-the-secret"), facebook_signature(other_body),
+    ):
+        response = facebook_post(messaging, body, signatures)
+        assert (response.status_code, response.text) == (403, "Request is not signed by Facebook."), signatures
+    response = facebook_post(messaging, body, facebook_signature(body))
+    assert (response.status_code, response.text) == (200, "success")
 
 
 def twilio_post(server, form, signature):
@@ -214,7 +306,7 @@ def twilio_post(server, form, signature):
     return requests.post(server.url + "/webhooks/twilio/webhook", data=form, headers=headers, timeout=60)
 
 
-def test_twilio_rejects_unsigned_or_wrongly_signed_requests_and_accepts_signed_ones(messaging):
+def test_twilio_rejects_unsigned_or_wrongly_signed_requests_and_accepts_signed_ones(messaging, apis):
     from twilio.request_validator import RequestValidator
 
     form = {"From": "+15552223333", "To": SECRETS["TWILIO_NUMBER"], "Body": "hello"}
@@ -224,11 +316,57 @@ def test_twilio_rejects_unsigned_or_wrongly_signed_requests_and_accepts_signed_o
     assert twilio_post(messaging, form, wrong).status_code == 403
     tampered = RequestValidator(SECRETS["TWILIO_AUTH_TOKEN"]).compute_signature(url, {**form, "Body": "hi"})
     assert twilio_post(messaging, form, tampered).status_code == 403
-    # Signed: the bot answers, and only sending the SMS fails (no Twilio here).
+    # Signed: the bot answers, and only sending the SMS fails (the proxy refuses it).
+    before = len(apis.requests)
     signed = RequestValidator(SECRETS["TWILIO_AUTH_TOKEN"]).compute_signature(url, form)
-    assert twilio_post(messaging, form, signed).status_code != 403
-    log = messaging.rasa_log.read_text()
-    assert "api.twilio.com" in log
+    response = twilio_post(messaging, form, signed)
+    assert response.status_code == 200 and "<Response>" in response.text
+    assert ("CONNECT api.twilio.com:443", {}) in apis.requests[before:]
+
+
+def signed_sms(sender, text, message_id):
+    from twilio.request_validator import RequestValidator
+
+    form = {"From": sender, "To": SECRETS["TWILIO_NUMBER"], "Body": text, "MessageSid": message_id}
+    signature = RequestValidator(SECRETS["TWILIO_AUTH_TOKEN"]).compute_signature(SECRETS["TWILIO_WEBHOOK_URL"], form)
+    return form, signature
+
+
+def test_a_replayed_sms_is_answered_once(messaging, apis):
+    """Twilio's signature has no date, so a copied request stays valid: the MessageSid,
+    stored with the message, is what tells a replay from a new SMS."""
+    sender, sid = f"+1555{uuid.uuid4().int % 10**7:07d}", "SM" + uuid.uuid4().hex
+    form, signature = signed_sms(sender, QUESTION, sid)
+    with ThreadPoolExecutor(2) as pool:  # at once, maybe on both workers
+        answers = list(pool.map(lambda _: twilio_post(messaging, form, signature), range(2)))
+    assert [a.status_code for a in answers] == [200, 200]
+    stored = user_messages(messaging, f"twilio:{sender}")
+    assert [(m["text"], m["message_id"]) for m in stored] == [(QUESTION, sid)]
+
+    before = len(apis.requests)
+    again = twilio_post(messaging, form, signature)
+    assert again.status_code == 200 and "<Message>" not in again.text
+    assert len(user_messages(messaging, f"twilio:{sender}")) == 1
+    assert not any("twilio" in path for path, _ in apis.requests[before:])  # no SMS sent again
+
+    # The same words in a new SMS are a new message.
+    form, signature = signed_sms(sender, QUESTION, "SM" + uuid.uuid4().hex)
+    assert twilio_post(messaging, form, signature).status_code == 200
+    assert [m["text"] for m in user_messages(messaging, f"twilio:{sender}")] == [QUESTION, QUESTION]
+
+
+def test_no_rest_client_can_write_into_an_sms_conversation(messaging):
+    """A Twilio user's id is their phone number: the SMS conversation is `twilio:<phone>`,
+    which no REST sender may name, and a REST sender that is a phone number is another
+    conversation."""
+    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    form, signature = signed_sms(phone, QUESTION, "SM" + uuid.uuid4().hex)
+    assert twilio_post(messaging, form, signature).status_code == 200
+    refused = messaging.say(f"twilio:{phone}", "what did i ask?", message_id="x1")
+    assert refused.status_code == 403
+    assert messaging.say(phone, "hello").status_code == 200
+    assert [m["text"] for m in user_messages(messaging, f"twilio:{phone}")] == [QUESTION]
+    assert [m["text"] for m in user_messages(messaging, phone)] == ["hello"]
 
 
 # What each platform's API answers to a sent message (enough for Rasa's clients).
