@@ -72,6 +72,8 @@ def refuse_malformed(webhook: Blueprint) -> Blueprint:
             problem = request_problem(request)
             if problem:
                 return response.json({"error": problem}, status=400)
+            if not SessionIds.may_name(request.json["sender"]):
+                return response.json({"error": NOT_ISSUED}, status=403)
         return None
 
     return webhook

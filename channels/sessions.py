@@ -66,7 +66,13 @@ class SessionIds:
         and with `issued_only` every id must be."""
         if self.issued(sender):
             return True
-        return not issued_only and not sender.startswith(ID_PREFIX) and not app_conversation(sender)
+        return not issued_only and self.may_name(sender)
+
+    @staticmethod
+    def may_name(sender: Text) -> bool:
+        """Whether a client may name its own conversation `sender`: never with an id that
+        looks issued, nor with a messaging app's."""
+        return not sender.startswith(ID_PREFIX) and not app_conversation(sender)
 
 
 def app_conversation(sender: Text) -> bool:

@@ -364,6 +364,9 @@ def test_no_rest_client_can_write_into_an_sms_conversation(messaging):
     assert twilio_post(messaging, form, signature).status_code == 200
     refused = messaging.say(f"twilio:{phone}", "what did i ask?", message_id="x1")
     assert refused.status_code == 403
+    callback = requests.post(messaging.url + "/webhooks/callback/webhook",
+                             json={"sender": f"twilio:{phone}", "message": "hi"}, timeout=30)
+    assert callback.status_code == 403
     assert messaging.say(phone, "hello").status_code == 200
     assert [m["text"] for m in user_messages(messaging, f"twilio:{phone}")] == [QUESTION]
     assert [m["text"] for m in user_messages(messaging, phone)] == ["hello"]
