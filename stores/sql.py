@@ -21,8 +21,15 @@ tools, Rasa's HTTP API with all events) reads it as before.
 With SQLite it also switches the database to write-ahead logging with `synchronous =
 NORMAL`: one small write per message instead of several flushes to disk. A crash of
 the server loses nothing; a power cut can lose the last messages, never corrupt the
-file (https://www.sqlite.org/wal.html).
+file (https://www.sqlite.org/wal.html). And it turns on `secure_delete`, so that what
+is deleted is overwritten in the file rather than left in free space.
+
+Retention: with `retention_days` set (endpoints.yml), the store deletes the sessions
+that started longer ago than that, at most once an hour, in a worker thread started
+from `save` (tools.conversations.purge does the deleting, as for `make review ARGS=
+"purge ..."`). A failed purge is logged and tried again an hour later.
 """
+import asyncio
 import itertools
 import json
 import logging
@@ -30,7 +37,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional, Text
+from typing import Any, Iterator, List, Optional, Text, Union
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
@@ -50,8 +57,12 @@ from rasa.shared.core.trackers import DialogueStateTracker
 import sqlalchemy.orm
 from sqlalchemy import event as sqlalchemy_event
 
+from tools.conversations import purge
+
 logger = logging.getLogger(__name__)
 
+# Seconds between two retention purges of one store (one server worker).
+PURGE_INTERVAL = 3600
 # Events whose effect outlasts their turn: kept, in order, ahead of the recent turns.
 CARRIED = (SlotSet, AllSlotsReset, Restarted, ActiveLoop, ConversationPaused, ConversationResumed)
 
@@ -88,14 +99,30 @@ def use_wal(connection: Any, _record: Any = None) -> None:
     connection.execute("PRAGMA synchronous=NORMAL")
 
 
+def use_secure_delete(connection: Any, _record: Any = None) -> None:
+    """Deleted rows are overwritten with zeros, not left readable in the file's free space."""
+    connection.execute("PRAGMA secure_delete=ON")
+
+
 class CachedSQLTrackerStore(SQLTrackerStore):
     """SQLTrackerStore that keeps recent trackers in memory, trimmed to recent turns."""
 
-    def __init__(self, *args: Any, recent_events: int = 40, cache_size: int = 2000, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        recent_events: int = 40,
+        cache_size: int = 2000,
+        retention_days: Optional[Union[int, float]] = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.recent_events = int(recent_events)
         self.cache_size = int(cache_size)
         self._cache: "OrderedDict[Text, DialogueStateTracker]" = OrderedDict()
+        # None keeps conversations for ever.
+        self.retention_days = None if retention_days is None else float(retention_days)
+        self._next_purge = 0.0  # time.monotonic() of the next purge: the first save
+        self._purging: Optional[asyncio.Future] = None
         if self.engine.dialect.name == "sqlite":
             # SQLAlchemy 1.4 gives SQLite files no connection pool: every session (three
             # a message) connected anew and set the pragmas again. Keep the connections.
@@ -105,6 +132,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
                 url, poolclass=sqlalchemy.pool.QueuePool, connect_args={"check_same_thread": False}
             )
             sqlalchemy_event.listen(self.engine, "connect", use_wal)
+            sqlalchemy_event.listen(self.engine, "connect", use_secure_delete)
             self.sessionmaker = sqlalchemy.orm.sessionmaker(bind=self.engine)
         # The count of Rasa's own `_event_query(fetch_events_from_all_sessions=False)`, as
         # one plain statement (the ORM query cost about 2 ms to build, twice a message).
@@ -159,11 +187,36 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         await super().save(tracker)
         if saved is None:
             self._cache.pop(tracker.sender_id, None)  # read back once, then cached
+        else:
+            saved.rows += len(_new_events(tracker, saved))
+            if len(tracker.events) > 2 * self.recent_events:
+                self._trim(tracker)
+            saved.length = len(tracker.events)
+        self._purge_when_due()
+
+    def _purge_when_due(self) -> None:
+        """Starts a retention purge in a worker thread, at most once per PURGE_INTERVAL:
+        the reply does not wait for it."""
+        if self.retention_days is None or time.monotonic() < self._next_purge:
             return
-        saved.rows += len(_new_events(tracker, saved))
-        if len(tracker.events) > 2 * self.recent_events:
-            self._trim(tracker)
-        saved.length = len(tracker.events)
+        if self._purging is not None and not self._purging.done():
+            return
+        self._next_purge = time.monotonic() + PURGE_INTERVAL
+        self._purging = asyncio.get_running_loop().run_in_executor(None, self._purge_expired)
+
+    def _purge_expired(self) -> None:
+        """Deletes the sessions older than `retention_days`; a failure is only logged, the
+        server goes on and the next purge tries again."""
+        try:
+            purged = purge(self, self.retention_days)
+        except Exception:
+            logger.exception("Retention purge failed; trying again in %d s.", PURGE_INTERVAL)
+            return
+        if purged.sessions:
+            logger.info(
+                "Retention: deleted %d sessions older than %g days from %d conversations.",
+                purged.sessions, self.retention_days, purged.conversations,
+            )
 
     def _load_recent(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         """The recent rows of the current session, after the earlier rows that carry state."""

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import MODEL, ROOT, variation
-from tools.privacy import mask
+from tools.privacy import mask_sender
 
 CHATS = {
     "faq": ["hi", "what are the symptoms of opiate withdrawal?", "no"],
@@ -37,7 +37,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
 
 
 @pytest.fixture(scope="module")
-def chats(servers) -> Dict[str, str]:
+def senders(servers) -> Dict[str, str]:
     """Holds each chat of CHATS over REST; its sender id by name."""
     senders = {}
     for name, texts in CHATS.items():
@@ -46,6 +46,12 @@ def chats(servers) -> Dict[str, str]:
             response = servers.say(senders[name], text)
             assert response.status_code == 200, response.text
     return senders
+
+
+@pytest.fixture(scope="module")
+def chats(senders) -> Dict[str, str]:
+    """The id of each chat as the review commands print and take it (conv-...), by name."""
+    return {name: mask_sender(sender) for name, sender in senders.items()}
 
 
 def run_review(*args: str) -> subprocess.CompletedProcess:
@@ -62,7 +68,7 @@ def review(servers, *args: str) -> subprocess.CompletedProcess:
 
 
 def listed(servers, *args: str) -> Dict[str, List[str]]:
-    """`list` output as sender -> [date, user turns, flags]."""
+    """`list` output as masked sender id -> [date, user turns, flags]."""
     result = review(servers, "list", *args)
     assert result.returncode == 0, result.stderr
     return {line.split("\t")[0]: line.split("\t")[1:] for line in result.stdout.splitlines()}
@@ -126,12 +132,21 @@ def test_show_gives_the_best_guess_of_a_fallback(servers, chats):
     assert len(re.findall(r"intent: nlu_fallback \(\d\.\d\d\), best guess \S+ \(\d\.\d\d\)", result.stdout)) == 2
 
 
-def test_a_missing_database_is_an_error_not_a_new_store(tmp_path):
+@pytest.mark.parametrize("store_type", ["SQL", "stores.sql.CachedSQLTrackerStore"])
+@pytest.mark.parametrize("command", [["list"], ["purge", "--older-than", "30"]])
+def test_a_missing_database_is_an_error_not_a_new_store(tmp_path, store_type, command):
     endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text(yaml.safe_dump({"tracker_store": {"type": "SQL", "dialect": "sqlite", "db": "none.db"}}))
-    result = run_review("list", "--endpoints", str(endpoints))
+    store = {"type": store_type, "dialect": "sqlite", "db": "none.db"}
+    endpoints.write_text(yaml.safe_dump({"tracker_store": store}))
+    result = run_review(*command, "--endpoints", str(endpoints))
     assert result.returncode != 0 and "no conversation database" in result.stderr
-    assert not (tmp_path / "none.db").exists()
+    assert not (tmp_path / "none.db").exists() and not (ROOT / "none.db").exists()
+
+
+def test_show_also_takes_the_sender_id(servers, senders, chats):
+    result = review(servers, "show", senders["faq"])
+    assert result.returncode == 0, result.stderr
+    assert f"conversation {chats['faq']}," in result.stdout and senders["faq"] not in result.stdout
 
 
 def test_show_of_an_unknown_sender_is_a_clear_error(servers, chats):
@@ -140,7 +155,7 @@ def test_show_of_an_unknown_sender_is_a_clear_error(servers, chats):
     assert "no conversation with sender id" in result.stderr
 
 
-def test_export_lists_unsure_messages_masked(servers, chats, tmp_path):
+def test_export_lists_unsure_messages_masked(servers, senders, chats, tmp_path):
     out = tmp_path / "review.yml"
     result = review(servers, "export", "--out", str(out))
     assert result.returncode == 0, result.stderr
@@ -152,7 +167,7 @@ def test_export_lists_unsure_messages_masked(servers, chats, tmp_path):
     texts = {item["text"] for item in ours}
     assert set(CHATS["fallback"]) <= texts
     assert not texts & set(CHATS["faq"] + CHATS["crisis"])
-    for secret in PERSONAL_DATA:
+    for secret in PERSONAL_DATA + list(senders.values()):
         assert secret not in out.read_text()
 
 
@@ -236,39 +251,15 @@ def test_story_export_replays_with_rasa_test_core(servers, chats, tmp_path):
     assert replay.returncode == 0, (replay.stdout + replay.stderr)[-3000:]
 
 
-def test_story_of_a_personal_chat_is_masked(servers, chats, tmp_path):
+def test_story_of_a_personal_chat_is_masked(servers, senders, chats, tmp_path):
     story_file = tmp_path / "personal.yml"
     result = review(servers, "story", chats["personal"], "--out", str(story_file))
     assert result.returncode == 0, result.stderr
     assert "masked" in result.stdout
     assert "my name is [NAME]" in story_file.read_text()
-    for secret in PERSONAL_DATA:
-        assert secret not in story_file.read_text()
-
-
-@pytest.mark.parametrize(
-    "text, masked",
-    [
-        ("my name is Jordan Miller", "my name is [NAME]"),
-        ("My name is jordan and i need help", "My name is [NAME] and i need help"),
-        ("call me at 555-123-4567", "call me at [PHONE]"),
-        ("(555) 123 4567 or +1 555 123 4567", "[PHONE] or [PHONE]"),
-        ("mail jordan.miller@example.com please", "mail [EMAIL] please"),
-        ("I'm Sarah and my son uses", "I'm [NAME] and my son uses"),
-        ("this is Dave", "this is [NAME]"),
-        ("my son Tyler is using fent again", "my son [NAME] is using fent again"),
-        ("Jordan Miller here", "[NAME] here"),
-        # Kept: the assistant's own words, short numbers, abbreviations.
-        ("I took Klonopin and Suboxone", "I took Klonopin and Suboxone"),
-        ("should I call 911 or 988", "should I call 911 or 988"),
-        ("took 2 mg 3 times, now in the ER", "took 2 mg 3 times, now in the ER"),
-        ("What are withdrawal symptoms?", "What are withdrawal symptoms?"),
-        # Documented limit: a lone name that starts a sentence stays.
-        ("Tyler is using again", "Tyler is using again"),
-    ],
-)
-def test_mask(text, masked):
-    assert mask(text) == masked
+    assert yaml.safe_load(story_file.read_text())["stories"][0]["story"] == chats["personal"]
+    for secret in PERSONAL_DATA + [senders["personal"]]:
+        assert secret not in story_file.read_text() + result.stdout
 
 
 def test_purge_removes_old_conversations_last(servers, chats):
@@ -278,6 +269,8 @@ def test_purge_removes_old_conversations_last(servers, chats):
 
     result = review(servers, "purge", "--older-than", "0")
     assert result.returncode == 0, result.stderr
-    count = int(re.search(r"purged (\d+) conversations", result.stdout).group(1))
-    assert count >= len(chats)
+    found = re.search(r"purged (\d+) sessions .* from (\d+) conversations \((\d+) deleted entirely\)",
+                      result.stdout)
+    sessions, conversations, emptied = map(int, found.groups())
+    assert sessions >= conversations == emptied >= len(chats)
     assert listed(servers) == {}

@@ -1,21 +1,26 @@
 """Stored conversations, read through Rasa's own tracker store, and what a reviewer wants
 to know about them (turns, intents, outcome flags)."""
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.utils.common import class_from_module_path
 from rasa.utils.endpoints import read_endpoint_config
 
 from tools.heldout import response_key
+from tools.privacy import MASKED_SENDER, mask_sender
 
+logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ("fallback", "crisis", "low_confidence", "not_helpful")
 FALLBACK_INTENT = "nlu_fallback"
@@ -42,13 +47,24 @@ def open_store(endpoints: Path) -> TrackerStore:
     config = read_endpoint_config(str(endpoints), "tracker_store")
     if config is None:
         raise ReviewError(f"{endpoints} configures no tracker_store")
-    if (config.type or "").lower() == "sql" and config.kwargs.get("dialect", "sqlite") == "sqlite":
+    if _is_sql(config.type) and config.kwargs.get("dialect", "sqlite") == "sqlite":
         db = Path(config.kwargs.get("db", "rasa.db"))
         db = db if db.is_absolute() else endpoints.resolve().parent / db
         if not db.is_file():
             raise ReviewError(f"no conversation database at {db}")
         config.kwargs["db"] = str(db)
     return TrackerStore.create(config, Domain.load(str(ROOT / "domain")))
+
+
+def _is_sql(store_type: Optional[str]) -> bool:
+    """Rasa's SQL store ("sql"), or a class of it such as stores.sql.CachedSQLTrackerStore."""
+    if (store_type or "").lower() == "sql":
+        return True
+    try:
+        store_class = class_from_module_path(store_type or "")
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(store_class, type) and issubclass(store_class, SQLTrackerStore)
 
 
 @dataclass
@@ -149,34 +165,137 @@ def load_conversations(store: TrackerStore) -> List[Conversation]:
 
 
 def load_tracker(store: TrackerStore, sender: str) -> DialogueStateTracker:
-    """All events of one conversation, across its sessions."""
-    tracker = asyncio.run(store.retrieve_full_tracker(sender))
+    """All events of one conversation, across its sessions; `sender` as find_sender takes it."""
+    tracker = asyncio.run(store.retrieve_full_tracker(find_sender(store, sender)))
     if tracker is None or not tracker.events:
         raise ReviewError(f"no conversation with sender id {sender!r}")
     return tracker
 
 
-def purge(store: TrackerStore, older_than_days: float) -> int:
-    """Deletes conversations whose latest event is older than the given age; their count.
+def find_sender(store: TrackerStore, sender: str) -> str:
+    """The stored sender id that `sender` stands for: the one whose masked id
+    (`conv-...`, what the review commands print) it is, or else `sender` itself."""
+    if MASKED_SENDER.fullmatch(sender):
+        matches = [key for key in asyncio.run(store.keys()) if mask_sender(key) == sender]
+        if len(matches) > 1:
+            raise ReviewError(f"{sender} stands for {len(matches)} conversations; give the sender id")
+        if matches:
+            return matches[0]
+    return sender
+
+
+@dataclass
+class Purged:
+    """What a purge deleted."""
+
+    sessions: int
+    conversations: int  # conversations that lost at least one session
+    emptied: int  # of those, the ones that had no session left
+
+
+PURGE_BATCH = 200  # conversations per transaction: a running server waits at most for one
+
+
+def purge(store: TrackerStore, older_than_days: float) -> Purged:
+    """Deletes every session that started more than `older_than_days` days ago.
+
+    A session begins at a `session_started` event (with the `action_session_start` that
+    Rasa logs right before it), or at the conversation's first event; it is deleted with
+    all its events, so a returning user's old messages expire even though the
+    conversation goes on, while a session that started after the cutoff is kept whole.
+    A conversation whose sessions are all old is gone.
 
     Goes through the SQL store's own session and table (SQLite and PostgreSQL alike):
-    Rasa's TrackerStore interface has no delete.
+    Rasa's TrackerStore interface has no delete. On SQLite, `secure_delete` overwrites
+    the deleted rows in the file and a checkpoint empties the write-ahead log
+    (`*.db-wal`), so that no deleted text stays on disk. On PostgreSQL deleted rows stay
+    in the table's files until VACUUM reuses them: running it (autovacuum, or VACUUM
+    FULL to give the space back) is the database owner's job.
     """
     store = getattr(store, "_tracker_store", store)  # unwrap an AwaitableTrackerStore
     if not isinstance(store, SQLTrackerStore):
         raise ReviewError(f"purge needs an SQL tracker store, not {type(store).__name__}")
     cutoff = time.time() - older_than_days * 86400
-    event = SQLTrackerStore.SQLEvent
+    sqlite = store.engine.dialect.name == "sqlite"
     with store.session_scope() as session:
-        old = (
-            session.query(event.sender_id)
-            .group_by(event.sender_id)
-            .having(sa.func.max(event.timestamp) < cutoff)
+        expired = _expired_sessions(session, cutoff)
+    event = SQLTrackerStore.SQLEvent
+    for start in range(0, len(expired), PURGE_BATCH):
+        with store.session_scope() as session:
+            if sqlite:
+                session.execute(sa.text("PRAGMA secure_delete=ON"))
+            for old in expired[start : start + PURGE_BATCH]:
+                rows = session.query(event).filter(event.sender_id == old.sender, event.id < old.keep_from)
+                rows.delete(synchronize_session=False)
+            session.commit()
+    if sqlite and expired:
+        _empty_write_ahead_log(store)
+    return Purged(
+        sessions=sum(old.sessions for old in expired),
+        conversations=len(expired),
+        emptied=sum(1 for old in expired if old.whole),
+    )
+
+
+class _Expired(NamedTuple):
+    sender: str
+    keep_from: int  # the first row id that stays (the one after the last row if none does)
+    sessions: int  # sessions before it
+    whole: bool  # no session stays
+
+
+def _expired_sessions(session: Any, cutoff: float) -> List[_Expired]:
+    """What to delete of each conversation with a session that started before `cutoff`.
+
+    Row ids are fixed here, so the events a returning user adds meanwhile stay.
+    """
+    event = SQLTrackerStore.SQLEvent
+    conversations = (
+        session.query(event.sender_id, sa.func.min(event.id), sa.func.min(event.timestamp), sa.func.max(event.id))
+        .group_by(event.sender_id)
+        .having(sa.func.min(event.timestamp) < cutoff)
+        .all()
+    )
+    marks: Dict[str, List[Tuple[int, str, float]]] = {}
+    senders = [sender for sender, *_ in conversations]
+    for start in range(0, len(senders), 500):  # stay under SQLite's parameter limit
+        rows = session.query(event.sender_id, event.id, event.type_name, event.timestamp).filter(
+            event.sender_id.in_(senders[start : start + 500]),
+            sa.or_(event.type_name == SessionStarted.type_name, event.action_name == ACTION_SESSION_START_NAME),
         )
-        senders = [sender for (sender,) in old.all()]
-        for start in range(0, len(senders), 500):  # stay under SQLite's parameter limit
-            session.query(event).filter(event.sender_id.in_(senders[start : start + 500])).delete(
-                synchronize_session=False
-            )
-        session.commit()
-    return len(senders)
+        for sender, row_id, kind, timestamp in rows.order_by(event.id):
+            marks.setdefault(sender, []).append((row_id, kind, timestamp))
+    expired = []
+    for sender, first, first_time, last in conversations:
+        starts = {first: first_time, **_session_starts(marks.get(sender, []))}
+        kept = min((row_id for row_id, started in starts.items() if started >= cutoff), default=None)
+        if kept is None:
+            expired.append(_Expired(sender, last + 1, len(starts), True))
+        else:
+            expired.append(_Expired(sender, kept, sum(row_id < kept for row_id in starts), False))
+    return expired
+
+
+def _session_starts(marks: List[Tuple[int, str, float]]) -> Dict[int, float]:
+    """Row id -> start time of each session: its `session_started` row, or the
+    `action_session_start` row that Rasa logs right before it."""
+    starts, action = {}, None
+    for row_id, kind, timestamp in marks:
+        if kind == SessionStarted.type_name:
+            starts[action or row_id] = timestamp
+            action = None
+        else:
+            action = row_id
+    return starts
+
+
+def _empty_write_ahead_log(store: SQLTrackerStore) -> None:
+    """Copies the write-ahead log into the database file and truncates it to 0 bytes; the
+    log would otherwise keep the deleted rows (and the page versions that held them)."""
+    with store.engine.connect() as connection:
+        busy, _, _ = connection.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)")).fetchone()
+    if busy:
+        logger.warning(
+            "The conversation database stayed busy: its write-ahead log (*.db-wal) keeps "
+            "the deleted rows until the next checkpoint. Purge again to empty it."
+        )

@@ -3,7 +3,8 @@ into test stories, purge. Run `python -m tools.review --help` (or `make review A
 
 Conversations are read through Rasa's own tracker store, built from an endpoints file
 exactly as the Rasa server builds it. User text is masked (tools/privacy.py) wherever it
-leaves the store.
+leaves the store, and so is the sender id, which can be a phone number (Twilio): the
+commands print and write `conv-...` ids instead, and `show` and `story` take them back.
 """
 import argparse
 import logging
@@ -24,7 +25,7 @@ from tools.conversations import (  # noqa: E402
     FLAGS, ROOT, Conversation, ReviewError, load_conversations, load_tracker, open_store,
     purge, summarise,
 )
-from tools.privacy import mask  # noqa: E402
+from tools.privacy import mask, mask_sender  # noqa: E402
 
 DEFAULT_THRESHOLD = 0.6
 EXPORT_HEADER = """\
@@ -35,7 +36,7 @@ EXPORT_HEADER = """\
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """One line per conversation: sender, first message date, user turns, flags."""
+    """One line per conversation: masked sender, first message date, user turns, flags."""
     shown = 0
     for conversation in load_conversations(open_store(args.endpoints)):
         flags = conversation.flags(args.threshold)
@@ -45,7 +46,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             continue
         if not set(args.flag or []) <= set(flags):
             continue
-        print(f"{conversation.sender}\t{conversation.day}\t{_turns(conversation)}"
+        print(f"{mask_sender(conversation.sender)}\t{conversation.day}\t{_turns(conversation)}"
               f"\t{','.join(flags) or '-'}")
         shown += 1
     if not shown:
@@ -59,7 +60,7 @@ def transcript(conversation: Conversation, threshold: float) -> str:
     User text is masked; bot text is not, as it comes from the domain's responses.
     """
     lines = [
-        f"conversation {conversation.sender}, started {_when(conversation.started)}, "
+        f"conversation {mask_sender(conversation.sender)}, started {_when(conversation.started)}, "
         f"{_turns(conversation)}, flags: {', '.join(conversation.flags(threshold)) or '-'}"
     ]
     for turn in conversation.turns:
@@ -89,7 +90,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             if turn.unsure(args.threshold) and text.strip() and text not in seen:
                 seen.add(text)
                 predicted, confidence = turn.best_guess
-                items.append({"sender": conversation.sender, "text": text, "predicted": predicted,
+                items.append({"sender": mask_sender(conversation.sender), "text": text, "predicted": predicted,
                               "confidence": round(confidence, 3), "intent": ""})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(EXPORT_HEADER + yaml.safe_dump(items, sort_keys=False, allow_unicode=True, width=1000),
@@ -136,10 +137,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_story(args: argparse.Namespace) -> int:
-    """Writes the conversation as an end-to-end test story with Rasa's YAML writer."""
+    """Writes the conversation as an end-to-end test story with Rasa's YAML writer.
+
+    The story is named after the masked sender id: the file may be committed.
+    """
     from rasa.shared.core.training_data.story_writer.yaml_story_writer import YAMLStoryWriter
 
     tracker = load_tracker(open_store(args.endpoints), args.sender)
+    tracker.sender_id = mask_sender(tracker.sender_id)
     masked = 0
     for event in tracker.events:
         if isinstance(event, UserUttered) and event.text and mask(event.text) != event.text:
@@ -148,7 +153,7 @@ def cmd_story(args: argparse.Namespace) -> int:
     story = tracker.export_stories(YAMLStoryWriter(), e2e=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(story.rstrip("\n") + "\n", encoding="utf-8")
-    print(f"wrote test story {args.sender!r} to {args.out}")
+    print(f"wrote test story {tracker.sender_id} to {args.out}")
     if masked:
         print(f"note: personal data masked in {masked} user message(s); the masked text may be "
               f"understood differently when the story is replayed")
@@ -170,8 +175,9 @@ def _mask_event(event: UserUttered) -> None:
 def cmd_purge(args: argparse.Namespace) -> int:
     if args.older_than < 0:
         raise ReviewError("--older-than must be 0 days or more")
-    count = purge(open_store(args.endpoints), args.older_than)
-    print(f"purged {count} conversations older than {args.older_than:g} days")
+    purged = purge(open_store(args.endpoints), args.older_than)
+    print(f"purged {purged.sessions} sessions started more than {args.older_than:g} days ago "
+          f"from {purged.conversations} conversations ({purged.emptied} deleted entirely)")
     return 0
 
 
@@ -195,7 +201,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m tools.review",
         description="Review the assistant's stored conversations. User text is masked "
-                    "(phone numbers, e-mail addresses, names).",
+                    "(phone numbers, e-mail addresses, names), and so are sender ids.",
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -210,7 +216,7 @@ def parser() -> argparse.ArgumentParser:
                              help=f"intent confidence below this is low_confidence (default {DEFAULT_THRESHOLD})")
         return sub
 
-    sub = command("list", "one line per conversation: sender, first message date, user turns, flags",
+    sub = command("list", "one line per conversation: id, first message date, user turns, flags",
                   threshold=True)
     sub.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD",
                      help="first message on or after this day")
@@ -221,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=cmd_list)
 
     sub = command("show", "readable transcript of one conversation", threshold=True)
-    sub.add_argument("sender", help="sender id, as `list` prints it")
+    sub.add_argument("sender", help="conversation id as `list` prints it (conv-...), or the sender id")
     sub.set_defaults(run=cmd_show)
 
     sub = command("export", "write low-confidence and fallback messages to a YAML file to label",
@@ -237,11 +243,11 @@ def parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=cmd_import)
 
     sub = command("story", "write one conversation as a test story for `rasa test core`")
-    sub.add_argument("sender")
+    sub.add_argument("sender", help="conversation id as `list` prints it (conv-...), or the sender id")
     sub.add_argument("--out", type=Path, required=True, metavar="tests/conversations/NAME.yml")
     sub.set_defaults(run=cmd_story)
 
-    sub = command("purge", "delete conversations whose latest event is older than DAYS days")
+    sub = command("purge", "delete the sessions (and conversations) that started more than DAYS days ago")
     sub.add_argument("--older-than", type=float, required=True, metavar="DAYS")
     sub.set_defaults(run=cmd_purge)
     return top
