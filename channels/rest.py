@@ -26,7 +26,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from channels.guard import GuardedInput, Guard, Limits, client_address, readable
 from channels.messages import CANNOT_ANSWER, NO_ANSWER, TOO_LONG
-from channels.sessions import SECRET_FILE, SessionIds, session_secret
+from channels.sessions import SECRET_FILE, SessionIds, forget_conversation, session_secret
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,8 @@ class CheckedRestInput(RestInput):
     """REST channel (`/webhooks/rest/webhook`) that refuses malformed requests.
 
     A message without a sender starts a new conversation whose id the server issues
-    (each reply's `recipient_id`); send it as `sender` to continue.
+    (each reply's `recipient_id`); send it as `sender` to continue. POST {"sender"} to
+    `/webhooks/rest/forget` deletes the conversation.
     """
 
     @classmethod
@@ -164,6 +165,24 @@ class CheckedRestInput(RestInput):
         @webhook.listener("before_server_start")
         async def hide_version(app: Any, _: Any) -> None:
             app.register_middleware(answer_root_without_version, "response")
+
+        @webhook.route("/forget", methods=["POST"])
+        async def forget(request: Request) -> response.HTTPResponse:
+            """Deletes a conversation for real ("Start over"): {"sender": "<its id>"}."""
+            try:
+                sender = request.json.get("sender")
+            except Exception:
+                sender = None
+            if not isinstance(sender, str) or not sender or len(sender) > MAX_SENDER_LENGTH:
+                return response.json({"error": 'Send {"sender": "<the conversation id>"}.'}, status=400)
+            if not self.ids.may_use(sender, self.issued_ids_only):
+                return response.json({"error": NOT_ISSUED}, status=403)
+            try:
+                await forget_conversation(request.app.ctx.agent, sender)
+            except Exception as error:
+                logger.error("Could not delete a conversation: %s", type(error).__name__)
+                return response.json({"error": "The conversation could not be deleted. Please try again."}, status=503)
+            return response.json({"forgotten": True})
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> response.HTTPResponse:

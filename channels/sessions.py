@@ -6,6 +6,7 @@ id it was given. A messaging app's conversations are stored as `<app>:<the app's
 id>` (`twilio:+15551234567`), and no browser client may write as such an id, so a REST
 sender can never be someone's phone number.
 """
+import asyncio
 import hashlib
 import hmac
 import os
@@ -99,3 +100,12 @@ def in_app_namespace(app: Text, message: Any) -> Any:
     message.sender_id = f"{app}:{message.sender_id}"
     message.output_channel = AppOutput(message.output_channel)
     return message
+
+
+async def forget_conversation(agent: Any, sender: Text) -> None:
+    """Deletes a conversation from the tracker store for real ("Start over"), under its
+    lock so that no message of it is half handled, off the event loop."""
+    from tools.conversations import forget
+
+    async with agent.lock_store.lock(sender):
+        await asyncio.get_running_loop().run_in_executor(None, forget, agent.tracker_store, sender)

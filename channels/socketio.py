@@ -10,6 +10,8 @@ conversation it names, and passes every message on unchecked. This one
   Ids start with `web-`, so they never collide with another channel's (a Twilio
   sender is a phone number). Whoever holds an id can resume it; the widget keeps it
   only for the tab's session;
+* deletes the conversation for real on `session_forget` ("Start over") and starts a
+  new one;
 * sends each message through the guard (channels/guard.py) and answers kindly, with the
   emergency numbers, when it cannot answer.
 
@@ -22,12 +24,12 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
-from sanic import Blueprint
+from sanic import Blueprint, Sanic
 
 from channels.guard import Guard, Limits, readable
 from channels.messages import CANNOT_ANSWER, EMERGENCY
 from channels.rest import MAX_BODY_BYTES
-from channels.sessions import SECRET_FILE, SessionIds, session_secret
+from channels.sessions import SECRET_FILE, SessionIds, forget_conversation, session_secret
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +103,21 @@ class CheckedSocketIOInput(SocketIOInput):
                 logger.error("Could not answer a socket.io message: %s", type(error).__name__)
                 await reply(sid, CANNOT_ANSWER)
 
+        async def session_forget(sid: Text, _: Any = None) -> None:
+            """"Start over": the conversation is deleted and a new one begins."""
+            session_id = conversations.get(sid)
+            await join(sid, None)  # first, so that the next message goes to the new one
+            if session_id:
+                try:
+                    await forget_conversation(Sanic.get_app().ctx.agent, session_id)
+                except Exception as error:
+                    logger.error("Could not delete a conversation: %s", type(error).__name__)
+
         async def disconnect(sid: Text) -> None:
             conversations.pop(sid, None)
 
         sio.on("session_request", session_request, namespace=self.namespace)
         sio.on(self.user_message_evt, user_message, namespace=self.namespace)
+        sio.on("session_forget", session_forget, namespace=self.namespace)
         sio.on("disconnect", disconnect, namespace=self.namespace)
         return webhook

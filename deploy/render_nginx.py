@@ -1,7 +1,10 @@
 """Writes nginx.conf for a set of Rasa replicas from deploy/nginx.conf.template.
 
-    python deploy/render_nginx.py --listen 0.0.0.0:8080 --rasa 10.0.0.5:5005 \
-        --rasa 10.0.0.6:5005 --origin https://help.example.org --trusted-proxy 10.0.0.0/8
+    python deploy/render_nginx.py --listen 0.0.0.0:443 --listen-http 0.0.0.0:80 \
+        --certificate /etc/letsencrypt/live/help.example.org/fullchain.pem \
+        --certificate-key /etc/letsencrypt/live/help.example.org/privkey.pem \
+        --rasa 10.0.0.5:5005 --rasa 10.0.0.6:5005 --origin https://help.example.org \
+        --trusted-proxy 10.0.0.0/8
 """
 import argparse
 import json
@@ -22,12 +25,25 @@ def reply(text: Text) -> Text:
     return body
 
 
-def render(listen: Text, rasa_servers: Iterable[Text], origins: Iterable[Text], trusted_proxy: Text) -> Text:
+def https_port(listen: Text) -> Text:
+    """What the redirect from plain HTTP adds after the host: nothing for 443."""
+    port = listen.rsplit(":", 1)[-1]
+    return "" if port == "443" else f":{port}"
+
+
+def render(
+    listen: Text, listen_http: Text, certificate: Text, certificate_key: Text,
+    rasa_servers: Iterable[Text], origins: Iterable[Text], trusted_proxy: Text,
+) -> Text:
     servers = "\n".join(f"        server {server} max_fails=1 fail_timeout=10s;" for server in rasa_servers)
     allowed = "\n".join(f'        "{origin}" 1;' for origin in origins)
     return (
         TEMPLATE.read_text()
         .replace("@LISTEN@", listen)
+        .replace("@LISTEN_HTTP@", listen_http)
+        .replace("@HTTPS_PORT@", https_port(listen))
+        .replace("@CERTIFICATE@", certificate)
+        .replace("@CERTIFICATE_KEY@", certificate_key)
         .replace("@RASA_SERVERS@", servers)
         .replace("@ALLOWED_ORIGINS@", allowed)
         .replace("@TRUSTED_PROXY@", trusted_proxy)
@@ -39,9 +55,13 @@ def render(listen: Text, rasa_servers: Iterable[Text], origins: Iterable[Text], 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", required=True)
+    parser.add_argument("--listen", required=True, help="address:port for https")
+    parser.add_argument("--listen-http", required=True, help="address:port for plain HTTP (redirects to https)")
+    parser.add_argument("--certificate", required=True, help="PEM file: the certificate and its chain")
+    parser.add_argument("--certificate-key", required=True, help="PEM file: the certificate's private key")
     parser.add_argument("--rasa", action="append", required=True, help="host:port of a replica")
     parser.add_argument("--origin", action="append", default=[], help="a site allowed to chat")
     parser.add_argument("--trusted-proxy", default="127.0.0.1", help="address of the load balancer in front")
     args = parser.parse_args()
-    print(render(args.listen, args.rasa, args.origin, args.trusted_proxy))
+    print(render(args.listen, args.listen_http, args.certificate, args.certificate_key, args.rasa, args.origin,
+                 args.trusted_proxy))

@@ -194,6 +194,10 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             saved.length = len(tracker.events)
         self._purge_when_due()
 
+    def forget_cached(self, sender_id: Text) -> None:
+        """Drops a deleted conversation from this process's memory too."""
+        self._cache.pop(sender_id, None)
+
     def _purge_when_due(self) -> None:
         """Starts a retention purge in a worker thread, at most once per PURGE_INTERVAL:
         the reply does not wait for it."""

@@ -53,3 +53,14 @@ def test_a_forged_issued_id_is_refused(servers):
     refused = rest(servers, sender=forged, message="hello")
     assert refused.status_code == 403 and "without a sender" in refused.json()["error"]
     assert texts_of(rest(servers, sender=issued, message="hello").json())
+
+
+def test_a_rest_conversation_can_be_deleted_by_its_holder_only(servers):
+    issued = rest(servers, message="my son is using again").json()[0]["recipient_id"]
+    forged = issued[:-2] + ("00" if not issued.endswith("00") else "11")
+    assert requests.post(servers.url + "/webhooks/rest/forget", json={"sender": forged}, timeout=30).status_code == 403
+    assert requests.post(servers.url + "/webhooks/rest/forget", json={}, timeout=30).status_code == 400
+    deleted = requests.post(servers.url + "/webhooks/rest/forget", json={"sender": issued}, timeout=60)
+    assert deleted.status_code == 200 and deleted.json() == {"forgotten": True}
+    with sqlite3.connect(servers.db) as db:
+        assert not db.execute("SELECT 1 FROM events WHERE sender_id = ?", (issued,)).fetchall()

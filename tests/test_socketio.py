@@ -124,3 +124,22 @@ def test_flooding_and_odd_messages_get_kind_replies(strict, responses):
     assert not_text["text"] == NOT_TEXT and "911" in not_text["text"]
     assert answered["text"] == variation(responses, "utter_faq/cold_turkey")
     assert refused["text"] == TOO_FAST
+
+
+def test_starting_over_deletes_the_conversation_on_the_server(servers):
+    secret = f"my brother relapsed {uuid.uuid4().hex}"
+
+    async def run():
+        async with Client(servers.url) as client:
+            old = await client.session(None)
+            await client.say(secret)
+            await client.sio.emit("session_forget", {})
+            new = await asyncio.wait_for(client.confirmed.get(), timeout=30)
+            await client.say("what is cold turkey")
+            return old, new
+    old, new = asyncio.run(run())
+    assert new != old and new.startswith("web-")
+    stored = senders(servers)
+    assert old not in stored and new in stored
+    raw = b"".join(path.read_bytes() for path in servers.db.parent.glob("tracker.db*"))
+    assert secret.split()[-1].encode() not in raw

@@ -6,6 +6,7 @@ first check that does not hold. Screenshots go to tests/artifacts/.
 """
 import json
 import shutil
+import sqlite3
 import subprocess
 import threading
 from functools import partial
@@ -88,7 +89,7 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_widget_in_chromium(demo_page, expected, scenario):
+def test_widget_in_chromium(servers, demo_page, expected, scenario):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         ["node", str(SCRIPT), scenario, demo_page, str(ARTIFACTS)],
@@ -99,3 +100,8 @@ def test_widget_in_chromium(demo_page, expected, scenario):
     assert report["ok"] is True
     if "screenshot" in report:
         assert Path(report["screenshot"]).stat().st_size > 10_000
+    if "started_over" in report:  # "Start over" deleted the conversation on the server too
+        assert report["started_over"].startswith("web-")
+        with sqlite3.connect(servers.db) as db:
+            left = db.execute("SELECT COUNT(*) FROM events WHERE sender_id = ?", (report["started_over"],))
+            assert left.fetchone()[0] == 0

@@ -237,6 +237,27 @@ def purge(store: TrackerStore, older_than_days: float) -> Purged:
     )
 
 
+def forget(store: TrackerStore, sender: str) -> int:
+    """Deletes every event of one conversation, as `purge` deletes (overwritten on SQLite,
+    the write-ahead log emptied); the number of rows deleted. "Start over" in the widget."""
+    store = getattr(store, "_tracker_store", store)  # unwrap an AwaitableTrackerStore
+    if not isinstance(store, SQLTrackerStore):
+        raise ReviewError(f"forgetting needs an SQL tracker store, not {type(store).__name__}")
+    sqlite = store.engine.dialect.name == "sqlite"
+    event = SQLTrackerStore.SQLEvent
+    with store.session_scope() as session:
+        if sqlite:
+            session.execute(sa.text("PRAGMA secure_delete=ON"))
+        deleted = session.query(event).filter(event.sender_id == sender).delete(synchronize_session=False)
+        session.commit()
+    forget_cached = getattr(store, "forget_cached", None)
+    if forget_cached is not None:
+        forget_cached(sender)
+    if sqlite and deleted:
+        _empty_write_ahead_log(store)
+    return deleted
+
+
 class _Expired(NamedTuple):
     sender: str
     keep_from: int  # the first row id that stays (the one after the last row if none does)

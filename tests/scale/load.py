@@ -65,7 +65,8 @@ class Load:
             await self.send(session, user, turn, text)
 
     async def _run(self) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=150)) as session:
+        https = aiohttp.TCPConnector(ssl=self.stack.tls.context())
+        async with aiohttp.ClientSession(connector=https, timeout=aiohttp.ClientTimeout(total=150)) as session:
             users = asyncio.gather(*(self.user(session, user) for user in range(self.users)))
             await self.fault_due.wait()
             await asyncio.get_running_loop().run_in_executor(None, self.fault)

@@ -1,10 +1,12 @@
 """The production topology on loopback: PostgreSQL, Redis, nginx, two Rasa replicas and
 one action server, all real processes started here (deploy/ holds their configuration).
+nginx, PostgreSQL and Redis speak TLS only, with a certificate from a throwaway CA.
 """
 import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -22,6 +24,31 @@ ORIGIN = "http://localhost:8080"  # the demo page's origin, as in scripts/run.sh
 DB_USER, DB_NAME = "rasa", "rasa"
 
 
+class Certificates:
+    """A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ca, self.certificate, self.key = folder / "ca.crt", folder / "server.crt", folder / "server.key"
+
+    def create(self) -> None:
+        self.folder.mkdir()
+        ca_key = self.folder / "ca.key"
+        new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
+        openssl("req", "-x509", *new_key, "-keyout", ca_key, "-out", self.ca, "-subj", "/CN=withdrawal-help test CA")
+        openssl("req", "-x509", *new_key, "-keyout", self.key, "-out", self.certificate, "-subj", "/CN=localhost",
+                "-CA", self.ca, "-CAkey", ca_key, "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                "-addext", "basicConstraints=critical,CA:FALSE")
+
+    def context(self) -> ssl.SSLContext:
+        """A client's TLS settings that trust the throwaway CA only."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+def openssl(*args: object) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
 def pg_bin(name: Text) -> Text:
     """A PostgreSQL server program; Debian keeps them out of PATH."""
     found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
@@ -30,15 +57,16 @@ def pg_bin(name: Text) -> Text:
 
 
 class Postgres:
-    """A throw-away PostgreSQL cluster on a free loopback port, password required."""
+    """A throw-away PostgreSQL cluster on a free loopback port, TLS and password required."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: Certificates) -> None:
         # PostgreSQL refuses to run as root; then it runs as the `postgres` user, which
         # cannot enter pytest's private temp folders, hence a folder of its own.
         self.as_owner: List[Text] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         self.dir = Path(tempfile.mkdtemp(prefix="withdrawal-pg-"))
         self.data, self.log = self.dir / "data", self.dir / "postgres.log"
         self.port, self.password = free_port(), secrets.token_hex(16)
+        self.tls = tls
 
     def create(self) -> None:
         """A new cluster with the `rasa` user and database, started."""
@@ -48,9 +76,25 @@ class Postgres:
             shutil.chown(self.dir / "pw", "postgres")
         self.run(pg_bin("initdb"), "-D", str(self.data), "-U", DB_USER, "--pwfile", str(self.dir / "pw"),
                  "--auth", "scram-sha-256", "-E", "UTF8", "--no-locale")
+        self.require_tls()
         self.start()
         self.run(pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", DB_USER, "-d", "postgres",
-                 "-c", f"CREATE DATABASE {DB_NAME}", env={"PGPASSWORD": self.password})
+                 "-c", f"CREATE DATABASE {DB_NAME}", env={"PGPASSWORD": self.password, "PGSSLMODE": "verify-full",
+                                                          "PGSSLROOTCERT": str(self.dir / "ca.crt")})
+
+    def require_tls(self) -> None:
+        """Serves the certificate and accepts TCP connections over TLS only (`hostssl`)."""
+        # Copies the server's own user can read; it refuses a key that anyone else can.
+        for source in [self.tls.ca, self.tls.certificate, self.tls.key]:
+            copy = self.dir / source.name
+            shutil.copy(source, copy)
+            copy.chmod(0o600)
+            if self.as_owner:
+                shutil.chown(copy, "postgres")
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"ssl = on\nssl_cert_file = '{self.dir / 'server.crt'}'\n"
+                       f"ssl_key_file = '{self.dir / 'server.key'}'\nssl_min_protocol_version = 'TLSv1.2'\n")
+        (self.data / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 scram-sha-256\n")
 
     def run(self, *args: Text, env: Optional[Dict[Text, Text]] = None) -> None:
         subprocess.run([*self.as_owner, *args], check=True, capture_output=True, cwd=self.dir,
@@ -69,9 +113,11 @@ class Postgres:
     def restart(self) -> None:
         self.ctl("restart")
 
-    def connect(self) -> "psycopg2.extensions.connection":
+    def connect(self, **options: Text) -> "psycopg2.extensions.connection":
+        """A connection as the replicas' user; by default over TLS, checked as the replicas check it."""
+        options = {"sslmode": "verify-full", "sslrootcert": str(self.tls.ca), **options}
         return psycopg2.connect(host="127.0.0.1", port=self.port, user=DB_USER, password=self.password,
-                                dbname=DB_NAME)
+                                dbname=DB_NAME, **options)
 
     def query(self, sql: Text, *params: object) -> List[tuple]:
         with self.connect() as connection, connection.cursor() as cursor:
@@ -131,11 +177,15 @@ class Stack:
         assert MODEL.exists(), "run `make train` first (make test does it)"
         self.workdir = workdir
         self.api_token = secrets.token_urlsafe(24)
-        self.postgres = Postgres()
+        self.tls = Certificates(workdir / "tls")
+        self.postgres = Postgres(self.tls)
         self.redis_port = free_port()
+        # TLS only (no plain port); clients log in with a password, not a client certificate.
         self.redis = Process(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
+            ["redis-server", "--port", "0", "--tls-port", str(self.redis_port), "--tls-cert-file",
+             str(self.tls.certificate), "--tls-key-file", str(self.tls.key), "--tls-auth-clients", "no",
+             "--tls-protocols", "TLSv1.2 TLSv1.3", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
             workdir / "redis.log", health="",
         )
         action_port = free_port()
@@ -147,7 +197,9 @@ class Stack:
             "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
             "DB_HOST": "127.0.0.1", "DB_PORT": str(self.postgres.port), "DB_DATABASE": DB_NAME,
             "DB_USER": DB_USER, "DB_PASSWORD": self.postgres.password,
+            "DB_SSLMODE": "verify-full", "DB_CA_CERT": str(self.tls.ca),
             "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis_port), "REDIS_PASSWORD": "",
+            "REDIS_CA_CERT": str(self.tls.ca),
             # A replica killed while holding a conversation's lock frees it after this long.
             "TICKET_LOCK_LIFETIME": "20",
             # Every replica signs and checks the widget's conversation ids with one secret.
@@ -155,14 +207,19 @@ class Stack:
         }
         self.replicas = [self.replica(index) for index in range(2)]
         self.nginx_dir = workdir / "nginx"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port, self.http_port = free_port(), free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.http_url = f"http://127.0.0.1:{self.http_port}"  # only redirects to `url`
         self.nginx = Process(
             ["nginx", "-p", str(self.nginx_dir), "-c", str(self.nginx_dir / "nginx.conf"), "-g", "daemon off;"],
             workdir / "nginx.log", health=self.url + "/",
         )
 
     def start(self) -> None:
+        self.tls.create()
+        # Every https request of the tests (requests honours this) checks nginx's
+        # certificate against the throwaway CA.
+        os.environ["REQUESTS_CA_BUNDLE"] = str(self.tls.ca)
         self.postgres.create()
         self.start_redis()
         self.actions.start()
@@ -171,8 +228,9 @@ class Stack:
         for replica in self.replicas:
             replica.ready()
         (self.nginx_dir / "logs").mkdir(parents=True)
-        (self.nginx_dir / "nginx.conf").write_text(
-            render(f"127.0.0.1:{self.port}", [r.address for r in self.replicas], [ORIGIN], "127.0.0.1"))
+        (self.nginx_dir / "nginx.conf").write_text(render(
+            f"127.0.0.1:{self.port}", f"127.0.0.1:{self.http_port}", str(self.tls.certificate), str(self.tls.key),
+            [r.address for r in self.replicas], [ORIGIN], "127.0.0.1"))
         self.nginx.start()
 
     def replica(self, index: int) -> Process:
@@ -187,12 +245,17 @@ class Stack:
         process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
         return process
 
+    def redis_client(self) -> redis.Redis:
+        """A client of the lock store's Redis, over TLS with the host name checked."""
+        return redis.Redis(host="127.0.0.1", port=self.redis_port, ssl=True, ssl_ca_certs=str(self.tls.ca),
+                           ssl_check_hostname=True)
+
     def start_redis(self) -> None:
         self.redis.spawn()
         deadline = time.time() + 30
         while True:
             try:
-                redis.Redis(port=self.redis_port).ping()
+                self.redis_client().ping()
                 return
             except redis.ConnectionError:
                 if time.time() > deadline:
@@ -211,3 +274,4 @@ class Stack:
         for process in [self.nginx, *self.replicas, self.actions, self.redis]:
             process.stop()
         self.postgres.remove()
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)

@@ -1,11 +1,17 @@
-"""Security and privacy on the real stack: Rasa's HTTP API, CORS, socket.io sessions,
-request size, per-sender rate limit, and what the logs keep."""
+"""Security and privacy on the real stack: TLS to nginx, PostgreSQL and Redis, Rasa's
+HTTP API, CORS, socket.io sessions, request size, per-sender rate limit, and what the
+logs keep."""
 import asyncio
 import re
+import socket
+import ssl
 import uuid
 from typing import Dict, List, Text
 
 import aiohttp
+import psycopg2
+import pytest
+import redis
 import requests
 import socketio
 
@@ -15,10 +21,72 @@ from conftest import ROOT, texts_of
 from stack import ORIGIN, Stack
 
 EVIL = "https://evil.example"
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def new_sender() -> Text:
     return uuid.uuid4().hex
+
+
+def test_plain_http_only_redirects_to_https(stack: Stack):
+    for method, path in [("GET", "/"), ("POST", "/webhooks/rest/webhook?x=1"), ("GET", "/conversations/a/tracker")]:
+        response = requests.request(method, stack.http_url + path, allow_redirects=False, timeout=30)
+        assert response.status_code == 301, path
+        assert response.headers["Location"] == stack.url + path
+    # Followed, it arrives at nginx's https side, whose certificate the CA vouches for.
+    assert requests.get(stack.http_url + "/", timeout=30).url == stack.url + "/"
+
+
+def test_every_https_response_carries_hsts(stack: Stack):
+    responses = [
+        requests.get(stack.url + "/", timeout=30),
+        stack.say(new_sender(), "hello"),
+        requests.get(stack.url + "/status", timeout=30),  # 404 from nginx
+        requests.post(stack.url + "/webhooks/rest/webhook", json={}, headers={"Origin": EVIL}, timeout=30),
+        requests.post(stack.url + "/webhooks/rest/webhook", data="x" * 300_000, timeout=60),  # the kind 413
+    ]
+    assert [response.status_code for response in responses] == [200, 200, 404, 403, 413]
+    assert all(response.headers.get("Strict-Transport-Security") == HSTS for response in responses)
+
+
+def tls_version(stack: Stack, version: ssl.TLSVersion) -> Text:
+    """The protocol nginx agrees on with a client that offers only `version`."""
+    context = stack.tls.context()
+    context.set_ciphers("ALL:@SECLEVEL=0")  # lets the local OpenSSL offer the old versions
+    context.minimum_version = context.maximum_version = version
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.version()
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+def test_tls_before_1_2_is_refused(stack: Stack):
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in (stack.nginx_dir / "nginx.conf").read_text()
+    for old in [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1]:
+        # nginx's answer to the hello: an alert that it does not speak this version.
+        with pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION"):
+            tls_version(stack, old)
+    assert tls_version(stack, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert tls_version(stack, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+
+
+def test_postgres_accepts_tls_connections_only(stack: Stack):
+    with pytest.raises(psycopg2.OperationalError, match="no encryption"):
+        stack.postgres.connect(sslmode="disable")
+    # The replicas' own connections (they just stored a conversation) are encrypted too.
+    assert stack.say(new_sender(), "hello").status_code == 200
+    clients = stack.postgres.query(
+        "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)"
+        " WHERE a.backend_type = 'client backend'")
+    assert len(clients) > 1 and all(encrypted and version in ("TLSv1.2", "TLSv1.3") for encrypted, version in clients)
+
+
+def test_redis_has_no_plain_port(stack: Stack):
+    client = stack.redis_client()
+    assert client.config_get("port") == {"port": "0"}
+    assert client.config_get("tls-port") == {"tls-port": str(stack.redis_port)}
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(host="127.0.0.1", port=stack.redis_port, socket_timeout=10).ping()
 
 
 def test_make_run_keeps_the_http_api_off(servers):
@@ -76,11 +144,11 @@ def test_only_the_configured_origin_may_call_from_a_browser(stack: Stack):
     assert requests.get(stack.url + handshake, headers={"Origin": ORIGIN}, timeout=30).status_code == 200
 
 
-async def socketio_chat(url: Text, client_address: Text) -> Dict[Text, Text]:
-    """One polling socket.io conversation through nginx; the ids and the answer.
+async def socketio_chat(url: Text, client_address: Text, tls: ssl.SSLContext) -> Dict[Text, Text]:
+    """One polling socket.io conversation through nginx over https; the ids and the answer.
 
     Every request carries the client's address, as a browser's would come from one."""
-    http = aiohttp.ClientSession(headers={"X-Forwarded-For": client_address})
+    http = aiohttp.ClientSession(headers={"X-Forwarded-For": client_address}, connector=aiohttp.TCPConnector(ssl=tls))
     client = socketio.AsyncClient(http_session=http)
     confirmed: asyncio.Queue = asyncio.Queue()
     answers: asyncio.Queue = asyncio.Queue()
@@ -102,7 +170,8 @@ async def socketio_chat(url: Text, client_address: Text) -> Dict[Text, Text]:
 
 def test_socketio_sessions_are_random_and_sticky(stack: Stack, responses):
     async def chats() -> List[Dict[Text, Text]]:
-        return list(await asyncio.gather(*(socketio_chat(stack.url, f"10.200.{n}.7") for n in range(16))))
+        return list(await asyncio.gather(
+            *(socketio_chat(stack.url, f"10.200.{n}.7", stack.tls.context()) for n in range(16))))
 
     results = asyncio.run(chats())
     assert all(result["text"].startswith("Cold turkey means") for result in results)

@@ -3,6 +3,9 @@ import { io } from "socket.io-client";
 import { readReply, refusal, restReplies } from "./message.js";
 
 const REST_PATH = "/webhooks/rest/webhook";
+const FORGET_PATH = "/webhooks/rest/forget";
+// Conversation ids the server issued (and signed); the widget never makes one up.
+const issued = (id) => typeof id === "string" && id.startsWith("web-");
 // How long socket.io may try before the widget switches to REST.
 const SOCKET_TIMEOUT_MS = 5000;
 
@@ -72,10 +75,12 @@ export class Transport {
     }
     let response;
     try {
+      // Without an issued id the server starts a conversation and names it.
+      const request = issued(this.sessionId) ? { sender: this.sessionId, message: text } : { message: text };
       response = await fetch(this.url + REST_PATH, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ sender: this.sessionId, message: text }),
+        body: JSON.stringify(request),
       });
     } catch (error) {
       return false;
@@ -87,15 +92,31 @@ export class Transport {
       this.callbacks.onRefused(refusal(body));
       return false;
     }
+    const named = Array.isArray(body) && body.length && body[0] ? body[0].recipient_id : null;
+    if (issued(named) && named !== this.sessionId) {
+      this.sessionId = named;
+      this.callbacks.onSession(named);
+    }
     restReplies(body).forEach((message) => this.callbacks.onMessage(message));
     this.callbacks.onReplyEnd();
     return true;
   }
 
-  restart(sessionId) {
+  /**
+   * Starts a new conversation. With `deleteOnServer` ("Start over") the old one is also
+   * deleted on the server; the server then names the new one.
+   */
+  restart(sessionId, deleteOnServer = false) {
+    const old = this.sessionId;
     this.sessionId = sessionId;
     if (this.mode === "socket" && this.socket.connected) {
-      this.socket.emit("session_request", { session_id: sessionId });
+      this.socket.emit(deleteOnServer ? "session_forget" : "session_request", { session_id: sessionId });
+    } else if (deleteOnServer && issued(old)) {
+      fetch(this.url + FORGET_PATH, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ sender: old }),
+      }).catch(() => {});
     }
   }
 }

@@ -235,13 +235,16 @@ class ChatWidget {
     this.scrollDown();  // the buttons take room from the conversation above them
   }
 
-  /** Forgets the conversation, on screen and in the browser, and starts a new session. */
-  forget() {
+  /**
+   * Forgets the conversation, on screen and in the browser, and starts a new session;
+   * with `deleteOnServer` ("Start over") the server deletes its copy too.
+   */
+  forget(deleteOnServer = false) {
     clearTimeout(this.idleTimer);
     this.transcript = [];
     this.store.clear();
     this.sessionId = newSessionId();
-    this.transport.restart(this.sessionId);
+    this.transport.restart(this.sessionId, deleteOnServer);
     this.log.querySelectorAll(".msg:not(:first-child)").forEach((node) => node.remove());
     this.showReplies([]);
     this.setTyping(false);
@@ -249,7 +252,7 @@ class ChatWidget {
   }
 
   restart() {
-    this.forget();
+    this.forget(true);
     this.input.focus();
   }
 

@@ -186,7 +186,8 @@ const scenarios = {
     await page.getByRole("button", { name: "Start over" }).click();
     await page.reload();
     assert.equal(await w.user.count(), 0);
-    return { screenshot, bubbles_before_reload: before.length };
+    // tests/test_widget.py checks that the server deleted the first conversation.
+    return { screenshot, bubbles_before_reload: before.length, started_over: session };
   },
 
   /** Markup and script links that users type (or a server sends) never run. */
