@@ -202,6 +202,8 @@ class Stack:
             "REDIS_CA_CERT": str(self.tls.ca),
             # A replica killed while holding a conversation's lock frees it after this long.
             "TICKET_LOCK_LIFETIME": "20",
+            # The replicas count the client's address that nginx passes on, not nginx's own.
+            "SANIC_PROXIES_COUNT": "1",
             # Every replica signs and checks the widget's conversation ids with one secret.
             "CHAT_SESSION_SECRET": secrets.token_hex(32),
         }

@@ -2,7 +2,7 @@
 // the page can write. Both are checked here before the widget saves or shows them, so
 // a malformed one can never break the widget (and with it the way to "Start over").
 
-const EMERGENCY = "If you are in danger, call 911 now, or call or text 988.";
+export const EMERGENCY = "If you are in danger, call 911 now, or call or text 988.";
 /** Shown instead of a reply the widget cannot read. */
 export const UNREADABLE = `Sorry, I could not show that reply. Please ask me again. ${EMERGENCY}`;
 /** Shown when the server refused a message without a reply the widget can read. */

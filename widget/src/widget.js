@@ -5,12 +5,13 @@ import { formatText, isCrisis } from "./format.js";
 import { Store, newSessionId } from "./storage.js";
 import { CSS } from "./styles.js";
 import { Transport } from "./transport.js";
+import { EMERGENCY } from "./message.js";
 
 const STATUS_TEXT = {
   connecting: "Connecting…",
   online: "",
   rest: "",
-  offline: "Connection lost. Reconnecting… What you typed is kept.",
+  offline: `Connection lost. Reconnecting… What you typed is kept. ${EMERGENCY}`,
 };
 const WELCOME =
   "Hi. Ask me about opiate withdrawal, detox or Klonopin, for you or someone you care about.";
@@ -160,7 +161,7 @@ class ChatWidget {
       this.transcript.pop();
       this.save();
       bubble.remove();
-      this.status.textContent = "Your message could not be sent. Please try again.";
+      this.status.textContent = `Your message could not be sent. Please try again. ${EMERGENCY}`;
     }
     return sent;
   }

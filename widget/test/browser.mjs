@@ -289,7 +289,8 @@ const scenarios = {
     await w.input.press("Enter");
     assert.equal(await w.input.inputValue(), expected.question);
     assert.equal(await w.user.count(), 0);
-    assert.ok((await page.locator(".status").textContent()).includes("Reconnecting"));
+    const status = await page.locator(".status").textContent();
+    assert.ok(status.includes("Reconnecting") && status.includes("911") && status.includes("988"), status);
     await context.setOffline(false);
     await waitOnline(page);
     assert.equal(await w.input.inputValue(), expected.question);
