@@ -63,8 +63,8 @@ def readable(text: Text) -> Text:
 
 
 class Counts(Protocol):
-    def add(self, key: Text, window: float) -> int:
-        """Counts one more hit on `key` in the current window; the window's total."""
+    def add(self, keys: List[Text], window: float) -> List[int]:
+        """Counts one more hit on each key in the current window; the windows' totals."""
 
 
 def _slot(window: float) -> int:
@@ -84,6 +84,8 @@ class SQLiteCounts:
         if self._connection is None or self._pid != os.getpid():
             self._connection = sqlite3.connect(self.db, timeout=5, isolation_level=None, check_same_thread=False)
             self._connection.execute("PRAGMA journal_mode=WAL")
+            # Counts last a minute: a power cut may lose them, no message waits on the disk.
+            self._connection.execute("PRAGMA synchronous=OFF")
             self._connection.execute(
                 "CREATE TABLE IF NOT EXISTS rate_counts "
                 "(key TEXT NOT NULL, slot INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (key, slot))"
@@ -92,16 +94,25 @@ class SQLiteCounts:
             self._pid = os.getpid()
         return self._connection
 
-    def add(self, key: Text, window: float) -> int:
+    def add(self, keys: List[Text], window: float) -> List[int]:
         db, slot = self._db(), _slot(window)
-        if slot != self._swept:  # the windows before this one are over
-            db.execute("DELETE FROM rate_counts WHERE slot < ?", (slot,))
-            self._swept = slot
-        (hits,) = db.execute(
-            "INSERT INTO rate_counts (key, slot, hits) VALUES (?, ?, 1) "
-            "ON CONFLICT (key, slot) DO UPDATE SET hits = hits + 1 RETURNING hits",
-            (key, slot),
-        ).fetchone()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if slot != self._swept:  # the windows before this one are over
+                db.execute("DELETE FROM rate_counts WHERE slot < ?", (slot,))
+                self._swept = slot
+            hits = [
+                db.execute(
+                    "INSERT INTO rate_counts (key, slot, hits) VALUES (?, ?, 1) "
+                    "ON CONFLICT (key, slot) DO UPDATE SET hits = hits + 1 RETURNING hits",
+                    (key, slot),
+                ).fetchone()[0]
+                for key in keys
+            ]
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         return hits
 
 
@@ -111,10 +122,12 @@ class RedisCounts:
     def __init__(self, red: Any, prefix: Text) -> None:
         self.red, self.prefix = red, prefix
 
-    def add(self, key: Text, window: float) -> int:
-        name = f"{self.prefix}rate:{_slot(window)}:{key}"
-        hits, _ = self.red.pipeline().incr(name).expire(name, int(window) + 1).execute()
-        return int(hits)
+    def add(self, keys: List[Text], window: float) -> List[int]:
+        pipeline, slot = self.red.pipeline(), _slot(window)
+        for key in keys:
+            name = f"{self.prefix}rate:{slot}:{key}"
+            pipeline.incr(name).expire(name, int(window) + 1)
+        return [int(hits) for hits in pipeline.execute()[::2]]
 
 
 class MemoryCounts:
@@ -123,12 +136,13 @@ class MemoryCounts:
     def __init__(self) -> None:
         self.slot, self.hits = 0, {}  # type: int, Dict[Text, int]
 
-    def add(self, key: Text, window: float) -> int:
+    def add(self, keys: List[Text], window: float) -> List[int]:
         slot = _slot(window)
         if slot != self.slot:
             self.slot, self.hits = slot, {}
-        self.hits[key] = self.hits.get(key, 0) + 1
-        return self.hits[key]
+        for key in keys:
+            self.hits[key] = self.hits.get(key, 0) + 1
+        return [self.hits[key] for key in keys]
 
 
 def counts_for(lock_store: LockStore) -> Counts:
@@ -182,29 +196,31 @@ class Guard:
             self._counts = counts_for(agent.lock_store)
         return self._counts
 
-    async def _count(self, key: Text) -> int:
-        """The hits on `key` in this window, counted off the event loop; 0 if unknown."""
+    async def _count(self, keys: List[Text]) -> List[int]:
+        """The hits on each key in this window, counted off the event loop in one go; 0s
+        if unknown."""
         try:
             counts = self._store()
             if counts is None:
-                return 0
+                return [0] * len(keys)
             if self._executor is None or self._pid != os.getpid():
                 # One thread: the counter's connection is used by one thread at a time.
                 self._executor, self._pid = ThreadPoolExecutor(1, thread_name_prefix="guard"), os.getpid()
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, counts.add, key, self.limits.window)
+            return await loop.run_in_executor(self._executor, counts.add, keys, self.limits.window)
         except Exception as error:
             logger.warning("Rate counts unavailable, message let through: %s", type(error).__name__)
-            return 0
+            return [0] * len(keys)
 
     async def refusal(self, conversation: Text, address: Optional[Text], text: Text) -> Optional[Text]:
         """The kind reply that stands in for the assistant's, or None to let it through."""
         if len(text) > self.limits.max_chars:
             return TOO_LONG
         # Both counts grow with every attempt, refused or not.
-        in_conversation = await self._count(_hashed("c:", conversation))
-        from_address = await self._count(_hashed("a:", address)) if address else 0
-        if in_conversation > self.limits.per_conversation or from_address > self.limits.per_address:
+        keys = [_hashed("c:", conversation)] + ([_hashed("a:", address)] if address else [])
+        hits = await self._count(keys)
+        from_address = hits[1] if address else 0
+        if hits[0] > self.limits.per_conversation or from_address > self.limits.per_address:
             return TOO_FAST
         return None
 
