@@ -188,6 +188,10 @@ class Guard:
         self._executor: Optional[ThreadPoolExecutor] = None
         self._pid = 0
 
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "Guard":
+        return cls(Limits.from_credentials(credentials))
     def _store(self) -> Optional[Counts]:
         if self._counts is None:
             agent = getattr(Sanic.get_app().ctx, "agent", None)
@@ -261,7 +265,7 @@ class GuardedInput:
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> Any:
         channel = super().from_credentials(credentials)  # type: ignore[misc]
-        channel.guard = Guard(Limits.from_credentials(credentials))
+        channel.guard = Guard.from_credentials(credentials)
         return channel
 
     def guarded(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[Any]]:

@@ -12,7 +12,6 @@ A client may send a `message_id`; a retry with the same id is answered from the 
 conversation instead of being handled twice, so retries never duplicate a message.
 """
 import logging
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from sanic import Blueprint, response
@@ -26,7 +25,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from channels.guard import GuardedInput, Guard, Limits, client_address, readable
 from channels.messages import CANNOT_ANSWER, NO_ANSWER, TOO_LONG
-from channels.sessions import SECRET_FILE, SessionIds, forget_conversation, session_secret
+from channels.sessions import SessionIds, forget_conversation
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +45,8 @@ def request_problem(request: Request, sender_required: bool = True) -> Optional[
     if not isinstance(body, dict):
         return 'The request body must be a JSON object like {"sender": "...", "message": "..."}.'
     sender, message = body.get("sender"), body.get("message")
-    if sender is None and not sender_required:
-        pass
-    elif (
+    may_be_absent = sender is None and not sender_required
+    if not may_be_absent and (
         not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH
         or not sender.isprintable()
     ):
@@ -123,7 +121,7 @@ class CheckedRestInput(RestInput):
         credentials = credentials or {}
         return cls(
             Limits.from_credentials(credentials), int(credentials.get("max_body_bytes", MAX_BODY_BYTES)),
-            SessionIds(session_secret(Path(credentials.get("session_secret_file", SECRET_FILE)))),
+            SessionIds.from_credentials(credentials),
             bool(credentials.get("issued_ids_only", False)),
         )
 
@@ -133,7 +131,7 @@ class CheckedRestInput(RestInput):
     ) -> None:
         self.guard = Guard(limits)
         self.max_body_bytes = max_body_bytes
-        self.ids = ids or SessionIds(session_secret(Path(SECRET_FILE)))
+        self.ids = ids or SessionIds.from_credentials(None)
         # False: a client may also name its own conversations (an app's user ids); ids
         # that look issued must still be genuine.
         self.issued_ids_only = issued_ids_only

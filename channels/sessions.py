@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Dict, Text
+from typing import Any, Dict, Optional, Text
 
 from rasa.core.channels.channel import OutputChannel
 
@@ -48,6 +48,11 @@ class SessionIds:
 
     def __init__(self, secret: bytes) -> None:
         self.secret = secret
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "SessionIds":
+        """Signed with the secret of `session_secret_file` (credentials.yml), or the default."""
+        return cls(session_secret(Path((credentials or {}).get("session_secret_file", SECRET_FILE))))
 
     def _signature(self, token: Text) -> Text:
         return hmac.new(self.secret, token.encode("ascii"), hashlib.sha256).hexdigest()[:32]

@@ -19,17 +19,16 @@ The handlers are replaced through python-socketio's public `on()`; `eio` is pinn
 tests/test_socketio.py.
 """
 import logging
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint, Sanic
 
-from channels.guard import Guard, Limits, readable
+from channels.guard import Guard, client_address, readable
 from channels.messages import CANNOT_ANSWER, EMERGENCY
 from channels.rest import MAX_BODY_BYTES
-from channels.sessions import SECRET_FILE, SessionIds, forget_conversation, session_secret
+from channels.sessions import SessionIds, forget_conversation
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +47,8 @@ class CheckedSocketIOInput(SocketIOInput):
         credentials = credentials or {}
         channel = super().from_credentials(credentials)
         channel.allowed_origins = credentials.get("cors_allowed_origins")
-        channel.guard = Guard(Limits.from_credentials(credentials))
-        channel.ids = SessionIds(session_secret(Path(credentials.get("session_secret_file", SECRET_FILE))))
+        channel.guard = Guard.from_credentials(credentials)
+        channel.ids = SessionIds.from_credentials(credentials)
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -87,7 +86,7 @@ class CheckedSocketIOInput(SocketIOInput):
             text = readable(text)
             environ = sio.get_environ(sid, namespace=self.namespace) or {}
             request = environ.get("sanic.request")
-            address = (request.remote_addr or request.ip) if request is not None else environ.get("REMOTE_ADDR")
+            address = client_address(request) if request is not None else environ.get("REMOTE_ADDR")
             refusal = await self.guard.refusal(session_id, address, text)
             if refusal:
                 return await reply(sid, refusal)

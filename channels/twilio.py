@@ -25,7 +25,7 @@ from rasa.core.channels.twilio import TwilioInput, TwilioOutput
 from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from channels.guard import Guard, Limits, client_address, readable
+from channels.guard import Guard, client_address, readable
 from channels.sessions import in_app_namespace
 from channels.messages import CANNOT_ANSWER
 
@@ -78,7 +78,7 @@ class CheckedTwilioInput(TwilioInput):
         # The URL as Twilio calls it, e.g. https://chat.example.org/webhooks/twilio/webhook
         # (behind a proxy the server sees another one, so it is configured, not guessed).
         channel.webhook_url = credentials["webhook_url"]
-        channel.guard = Guard(Limits.from_credentials(credentials))
+        channel.guard = Guard.from_credentials(credentials)
         return channel
 
     def get_output_channel(self) -> CheckedTwilioOutput:
