@@ -46,7 +46,8 @@ OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
 # Words that mark a message as Spanish; it then gets the reply in Spanish and English.
 SPANISH = {"quiero", "morir", "morirme", "matarme", "suicidarme", "respira", "sobredosis", "tengo",
            "ganas", "vida", "amigo", "amiga", "hijo", "hija", "despierta", "responde", "estoy",
-           "hacerme", "daño", "ahorcarme", "cortarme", "quitarme", "esta", "está", "respirando"}
+           "hacerme", "daño", "ahorcarme", "cortarme", "quitarme", "esta", "está", "respirando",
+           "pastillas", "desaparecer", "muerto", "muerta", "venas", "reacciona", "mí", "vivir"}
 FIRST_PERSON = {"i", "me", "myself", "my", "im", "i'm", "ill", "i'll", "mine"}
 ANY_WORD = "?"
 NOT = "!"
