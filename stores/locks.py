@@ -6,15 +6,21 @@ is why Rasa refuses to start more than one Sanic worker without Redis. This stor
 the same tickets in a small SQLite file; each read-modify-write runs in one `BEGIN
 IMMEDIATE` transaction, so the workers of one machine (`SANIC_WORKERS`) never both
 take a ticket or a turn. Several machines need Rasa's Redis lock store instead.
+
+Rasa's lock store calls are synchronous, and a worker that waits for another worker's
+transaction would stall its whole event loop (every conversation it serves) for up to
+the 30 s busy timeout. So `lock()` runs each SQLite call on the store's own thread.
 """
+import asyncio
 import json
 import os
 import sqlite3
-from contextlib import contextmanager
-from typing import Iterator, Optional, Text
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, AsyncIterator, Callable, Iterator, Optional, Text
 
 from rasa.core.lock import TicketLock
-from rasa.core.lock_store import LOCK_LIFETIME, LockStore
+from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 from rasa.utils.endpoints import EndpointConfig
 
 from stores.sql import use_wal
@@ -27,6 +33,8 @@ class SQLiteLockStore(LockStore):
         self.db = str((endpoint_config.kwargs or {}).get("db", "locks.db"))
         self._connection: Optional[sqlite3.Connection] = None
         self._pid = 0
+        self._thread: Optional[ThreadPoolExecutor] = None
+        self._thread_pid = 0
         self._db().execute(
             "CREATE TABLE IF NOT EXISTS locks (conversation_id TEXT PRIMARY KEY, data TEXT NOT NULL)"
         )
@@ -39,6 +47,39 @@ class SQLiteLockStore(LockStore):
             use_wal(self._connection)
             self._pid = os.getpid()
         return self._connection
+
+    async def _off_loop(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Runs one SQLite call on this process's store thread (one thread: the
+        connection is never used by two threads at once)."""
+        if self._thread is None or self._thread_pid != os.getpid():
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lock-store")
+            self._thread_pid = os.getpid()
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: Text,
+        lock_lifetime: float = LOCK_LIFETIME,
+        wait_time_in_seconds: float = 1,
+    ) -> AsyncIterator[TicketLock]:
+        """Rasa's `LockStore.lock` (take a ticket, wait for its turn, give it back), with
+        every database call off the event loop."""
+        ticket = await self._off_loop(self.issue_ticket, conversation_id, lock_lifetime)
+        try:
+            yield await self._wait_for_turn(conversation_id, ticket, wait_time_in_seconds)
+        finally:
+            await self._off_loop(self.cleanup, conversation_id, ticket)
+
+    async def _wait_for_turn(self, conversation_id: Text, ticket: int, wait_time_in_seconds: float) -> TicketLock:
+        while True:
+            lock = await self._off_loop(self.get_lock, conversation_id)
+            if not lock:  # expired while waiting
+                raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+            if not lock.is_locked(ticket):
+                return lock
+            await asyncio.sleep(wait_time_in_seconds)
+            await self._off_loop(self.update_lock, conversation_id)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
