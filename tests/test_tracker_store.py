@@ -115,3 +115,22 @@ def test_stored_count_is_rasas_count_of_the_current_session(bot, tmp_path):
     assert counts["current"][0] == counts["current"][1] == 2
     assert counts["unknown"] == (0, 0)
     assert all_rows > 2
+
+
+def test_a_conversation_deleted_by_one_replica_is_gone_from_the_others_memory(bot, tmp_path):
+    """"Start over" reaches one worker; another worker that cached the conversation must
+    neither answer from it nor write it back."""
+    from tools.conversations import forget
+
+    db = tmp_path / "tracker.db"
+    first, second = cached_store(bot, db), cached_store(bot, db)
+    sender, _ = chat(bot, [first, second], OPENING)  # both have it cached now
+    assert asyncio.run(second.retrieve(sender)).get_slot("asking_for") == "loved_one"
+    assert forget(first, sender) > 0
+    assert asyncio.run(second.retrieve(sender)) is None
+    bot.agent.tracker_store = bot.agent.processor.tracker_store = second
+    bot.loop.run_until_complete(bot.agent.handle_text("hello", sender_id=sender))
+    texts = [text for kind, text in sqlite3.connect(db).execute(
+        "SELECT type_name, data FROM events WHERE sender_id = ?", (sender,)).fetchall() if kind == "user"]
+    assert len(texts) == 1 and "son" not in texts[0]
+    assert asyncio.run(second.retrieve(sender)).get_slot("asking_for") is None
