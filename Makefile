@@ -18,7 +18,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run shell test test-scale validate evaluate bench lock clean
+.PHONY: help install train run shell test test-scale validate evaluate bench review lock clean
 
 help:
 	@echo "make run      install, train if needed, start the assistant (Rasa on 5005, actions on 5055)"
@@ -29,6 +29,7 @@ help:
 	@echo "make shell    chat with the assistant in this terminal"
 	@echo "make validate check the training data and domain"
 	@echo "make evaluate cross-validation, test stories and held-out scores -> reports/summary.md"
+	@echo "make review  the trainers' conversation review (ARGS='list|show|export|import|story|purge ...', see README)"
 	@echo "make bench    this assistant against the stock rasa init bot -> bench/results/latest.md"
 
 install: build/.system $(VENV)/.installed build/.ready build/widget/widget.js

@@ -40,14 +40,16 @@ PATH_ENTITY = "crisis_path"
 WARNING_SIGN_ENTITY = "warning_sign"
 SIGN = "sign:"
 IDIOM = "idiom"
-OVERDOSE_CATEGORIES = {"overdose", "unresponsive", "breathing", "too_many_pills", "dangerous_mix", "mixed_now"}
+OVERDOSE_CATEGORIES = {"overdose", "unresponsive", "breathing", "too_many_pills", "dangerous_mix", "mixed_now",
+                      "slowed_after_opioids"}
 OTHER_REFLEXIVE = {"himself", "herself", "themselves", "themself"}
 OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
 # Words that mark a message as Spanish; it then gets the reply in Spanish and English.
 SPANISH = {"quiero", "morir", "morirme", "matarme", "suicidarme", "respira", "sobredosis", "tengo",
            "ganas", "vida", "amigo", "amiga", "hijo", "hija", "despierta", "responde", "estoy",
            "hacerme", "daño", "ahorcarme", "cortarme", "quitarme", "esta", "está", "respirando",
-           "pastillas", "desaparecer", "muerto", "muerta", "venas", "reacciona", "mí", "vivir"}
+           "pastillas", "desaparecer", "muerto", "muerta", "venas", "reacciona", "mí", "vivir",
+           "suicidio", "mato", "suicido", "colgarme", "tirarme", "todo", "quiero", "existir"}
 FIRST_PERSON = {"i", "me", "myself", "my", "im", "i'm", "ill", "i'll", "mine"}
 ANY_WORD = "?"
 NOT = "!"

@@ -128,3 +128,10 @@ def test_a_prescribed_klonopin_is_not_stopped_on_ones_own(servers, responses):
     [answer] = chat(servers, "i have a klonopin prescription for panic, should i stop taking it before detox?")
     assert answer[0] == variation(responses, "utter_faq/prescribed_medicine")
     assert "not a good option" not in answer[0]
+
+
+@pytest.mark.parametrize("text", ["How do I stop drinking?", "whats it like to come off alcohol"])
+def test_an_alcohol_question_gets_a_doctor_and_the_helpline_never_the_opiate_answer(servers, responses, text):
+    [answer] = chat(servers, text)
+    assert answer[0] == variation(responses, "utter_alcohol")
+    assert "doctor" in answer[0] and "1-800-662-4357" in answer[0] and "not life-threatening" not in answer[0]
