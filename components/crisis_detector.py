@@ -49,7 +49,7 @@ SPANISH = {"quiero", "morir", "morirme", "matarme", "suicidarme", "respira", "so
            "ganas", "vida", "amigo", "amiga", "hijo", "hija", "despierta", "responde", "estoy",
            "hacerme", "daño", "ahorcarme", "cortarme", "quitarme", "esta", "está", "respirando",
            "pastillas", "desaparecer", "muerto", "muerta", "venas", "reacciona", "mí", "vivir",
-           "suicidio", "mato", "suicido", "colgarme", "tirarme", "todo", "quiero", "existir"}
+           "suicidio", "mato", "suicido", "colgarme", "tirarme", "todo", "existir"}
 FIRST_PERSON = {"i", "me", "myself", "my", "im", "i'm", "ill", "i'll", "mine"}
 ANY_WORD = "?"
 NOT = "!"

@@ -34,26 +34,29 @@ class SQLiteLockStore(LockStore):
         self._connection: Optional[sqlite3.Connection] = None
         self._pid = 0
         self._thread: Optional[ThreadPoolExecutor] = None
-        self._thread_pid = 0
         self._db().execute(
             "CREATE TABLE IF NOT EXISTS locks (conversation_id TEXT PRIMARY KEY, data TEXT NOT NULL)"
         )
         super().__init__()
 
+    def _this_process(self) -> None:
+        """A forked worker opens its own connection and thread."""
+        if self._pid != os.getpid():
+            self._connection, self._thread, self._pid = None, None, os.getpid()
+
     def _db(self) -> sqlite3.Connection:
-        """One connection per process (a forked worker opens its own)."""
-        if self._connection is None or self._pid != os.getpid():
+        self._this_process()
+        if self._connection is None:
             self._connection = sqlite3.connect(self.db, timeout=30, isolation_level=None, check_same_thread=False)
             use_wal(self._connection)
-            self._pid = os.getpid()
         return self._connection
 
     async def _off_loop(self, call: Callable[..., Any], *args: Any) -> Any:
         """Runs one SQLite call on this process's store thread (one thread: the
         connection is never used by two threads at once)."""
-        if self._thread is None or self._thread_pid != os.getpid():
+        self._this_process()
+        if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lock-store")
-            self._thread_pid = os.getpid()
         return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
 
     @asynccontextmanager

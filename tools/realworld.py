@@ -41,7 +41,7 @@ def development_sets() -> Dict[Text, Path]:
 def held_back_sets() -> Dict[Text, Path]:
     """Our sets kept out of development: scored by `make evaluate` only. `own_final` was
     looked at once and has since guided changes; `own_blind` (sources no other set uses)
-    is the one still unseen."""
+    is scored, but its per-case results are not read."""
     return {name: OWN / f"{name}.jsonl" for name in ("own_final", "own_blind")}
 
 
