@@ -26,6 +26,8 @@ from rasa.nlu.utils.spacy_utils import SpacyModel, SpacyNLP
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from components.scope_guard import has_unknown_words_only
+
 PATTERNS_FILE = Path(__file__).with_name("crisis_patterns.yml")
 CRISIS_INTENT = "crisis"
 # Added to the parse data so that reviewers can see why a message was escalated.
@@ -230,6 +232,9 @@ class CrisisDetector(GraphComponent):
         message.set(IDIOM_KEY, idiom, add_to_output=True)
 
     def _model_reason(self, message: Message) -> Optional[Dict[Text, Text]]:
+        """The classifier's crisis vote, unless the message has no word it was trained on."""
+        if has_unknown_words_only(message):
+            return None
         for ranked in message.get(INTENT_RANKING_KEY) or []:
             if ranked.get("name") == CRISIS_INTENT and ranked["confidence"] >= self.model_threshold:
                 return {"category": "classifier", "phrase": f"{ranked['confidence']:.2f}"}

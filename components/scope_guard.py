@@ -8,10 +8,18 @@ becomes `out_of_scope` when no in-scope example is similar enough, or when an
 out-of-scope example is clearly closer. The thresholds were chosen on the real-world
 development sets (see README, "Model choices"); `scope` in the parse data shows
 reviewers the similarities behind each decision.
+
+A message none of whose words occurs in the training data ("asdkjh qwpoeiru",
+"blorf snarg") is not out of scope but not understood: it becomes `nlu_fallback`, so
+the assistant asks to rephrase, whatever the classifiers guessed from its sub-words.
+`scope.known_words` is then 0, and the crisis detector sets aside the classifier's
+crisis vote for it (its phrase patterns still apply).
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
+
+import json
 
 import numpy as np
 
@@ -19,13 +27,27 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 OUT_OF_SCOPE = "out_of_scope"
+FALLBACK = "nlu_fallback"
 SCOPE_KEY = "scope"
 VECTORS_FILE = "vectors.npz"
+VOCABULARY_FILE = "vocabulary.json"
+
+
+def words(message: Message) -> List[Text]:
+    """The message's tokens that contain a letter, lower-cased."""
+    tokens = message.get(TOKENS_NAMES[TEXT]) or []
+    return [token.text.lower() for token in tokens if any(char.isalpha() for char in token.text)]
+
+
+def has_unknown_words_only(message: Message) -> bool:
+    """Set by the scope guard: no word of the message occurs in the training data."""
+    return (message.get(SCOPE_KEY) or {}).get("known_words") == 0
 
 
 def sentence_vector(message: Message) -> Optional[np.ndarray]:
@@ -65,6 +87,7 @@ class ScopeGuard(GraphComponent):
         resource: Resource,
         in_scope: Optional[np.ndarray] = None,
         out_of_scope: Optional[np.ndarray] = None,
+        vocabulary: Optional[set] = None,
     ) -> None:
         self.config = config
         self.intents = set(config["intents"])
@@ -72,6 +95,7 @@ class ScopeGuard(GraphComponent):
         self._resource = resource
         self.in_scope = in_scope
         self.out_of_scope = out_of_scope
+        self.vocabulary = vocabulary or set()
 
     @classmethod
     def create(
@@ -94,12 +118,14 @@ class ScopeGuard(GraphComponent):
     ) -> ScopeGuard:
         with model_storage.read_from(resource) as directory:
             vectors = np.load(directory / VECTORS_FILE)
-            return cls(config, model_storage, resource, vectors["in_scope"], vectors["out_of_scope"])
+            vocabulary = set(json.loads((directory / VOCABULARY_FILE).read_text()))
+            return cls(config, model_storage, resource, vectors["in_scope"], vectors["out_of_scope"], vocabulary)
 
     def train(self, training_data: TrainingData) -> Resource:
         in_scope: List[np.ndarray] = []
         out_of_scope: List[np.ndarray] = []
         for example in training_data.intent_examples:
+            self.vocabulary.update(words(example))
             vector = sentence_vector(example)
             if vector is None:
                 continue
@@ -111,6 +137,7 @@ class ScopeGuard(GraphComponent):
         self.in_scope, self.out_of_scope = _matrix(in_scope, width), _matrix(out_of_scope, width)
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / VECTORS_FILE, in_scope=self.in_scope, out_of_scope=self.out_of_scope)
+            (directory / VOCABULARY_FILE).write_text(json.dumps(sorted(self.vocabulary)))
         return self._resource
 
     def similarities(self, vector: np.ndarray) -> Dict[Text, float]:
@@ -126,6 +153,12 @@ class ScopeGuard(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
+            message_words = words(message)
+            if message_words and self.vocabulary and not self.vocabulary.intersection(message_words):
+                message.set(SCOPE_KEY, {"known_words": 0, "out": False}, add_to_output=True)
+                # Nothing in it was understood: no confidence in any reading of it.
+                self._replace_intent(message, FALLBACK, confidence=0.0)
+                continue
             intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
             vector = sentence_vector(message) if intent in self.intents else None
             if vector is None or self.in_scope is None or not len(self.in_scope):
@@ -135,12 +168,13 @@ class ScopeGuard(GraphComponent):
             decision = {name: round(value, 3) for name, value in similarity.items()}
             message.set(SCOPE_KEY, {**decision, "out": out}, add_to_output=True)
             if out:
-                self._set_out_of_scope(message)
+                self._replace_intent(message, OUT_OF_SCOPE, confidence=1.0)
         return messages
 
     @staticmethod
-    def _set_out_of_scope(message: Message) -> None:
-        replaced = {INTENT_NAME_KEY: OUT_OF_SCOPE, "confidence": 1.0}
-        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != OUT_OF_SCOPE]
+    def _replace_intent(message: Message, name: Text, confidence: float) -> None:
+        """The intent becomes `name`; the classifier's ranking stays below it."""
+        replaced = {INTENT_NAME_KEY: name, "confidence": confidence}
+        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != name]
         message.set(INTENT, replaced, add_to_output=True)
         message.set(INTENT_RANKING_KEY, [replaced] + ranking, add_to_output=True)

@@ -78,6 +78,20 @@ def test_classifier_weight_on_crisis_escalates_too(nlp):
     assert message.get("crisis_detector")["category"] == "classifier"
 
 
+def test_the_classifier_vote_on_a_message_of_unknown_words_is_set_aside(nlp):
+    """The scope guard found no word of it in the training data (see scope_guard.py)."""
+    message = Message(data={"text": "mornin", "scope": {"known_words": 0, "out": False}})
+    message.set("intent", {"name": "nlu_fallback", "confidence": 0.0})
+    message.set("intent_ranking", [{"name": "nlu_fallback", "confidence": 0.0}, {"name": "crisis", "confidence": 0.4}])
+    CrisisDetector(CrisisDetector.get_default_config()).process([message], SpacyModel(model=nlp, model_name="test"))
+    assert message.get("intent")["name"] == "nlu_fallback" and message.get("crisis_detector") is None
+    # A crisis phrase still escalates, known words or not.
+    message = Message(data={"text": "quiero morir", "scope": {"known_words": 0, "out": False}})
+    message.set("intent", {"name": "nlu_fallback", "confidence": 0.0})
+    CrisisDetector(CrisisDetector.get_default_config()).process([message], SpacyModel(model=nlp, model_name="test"))
+    assert message.get("intent")["name"] == "crisis"
+
+
 def test_ordinary_questions_are_left_alone(nlp):
     message = detect(nlp, "these cramps are killing me", "faq", 0.9, [{"name": "crisis", "confidence": 0.05}])
     assert message.get("intent") == {"name": "faq", "confidence": 0.9}

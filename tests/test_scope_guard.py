@@ -1,9 +1,12 @@
 """The scope guard: unit tests on hand-made vectors, then the trained model."""
+import re
+
 import numpy as np
 import pytest
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
+from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
@@ -12,20 +15,26 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from components.scope_guard import ScopeGuard
 
 
-def example(vector, intent):
+def tokenized(msg, text):
+    msg.set(TEXT, text)
+    msg.set("text_tokens", [Token(word, 0) for word in re.findall(r"\w+|[^\w\s]+", text)])
+    return msg
+
+
+def example(vector, intent, text="text"):
     """A training example: its intent is a plain name."""
-    msg = Message(data={TEXT: "text", "intent": intent})
+    msg = tokenized(Message(data={"intent": intent}), text)
     msg.add_features(Features(np.asarray([vector], dtype=np.float32), "sequence", TEXT, "MiniLMFeaturizer"))
     return msg
 
 
-def message(vector, intent=None, confidence=0.9):
-    data = {TEXT: "text"}
+def message(vector, intent=None, confidence=0.9, text="text"):
+    data = {}
     if intent:
         data["intent"] = {"name": intent, "confidence": confidence}
         data["intent_ranking"] = [{"name": intent, "confidence": confidence},
                                   {"name": "crisis", "confidence": 0.05}]
-    msg = Message(data=data)
+    msg = tokenized(Message(data=data), text)
     tokens = np.asarray([vector, vector], dtype=np.float32)
     msg.add_features(Features(tokens, "sequence", TEXT, "MiniLMFeaturizer"))
     return msg
@@ -38,8 +47,8 @@ def guard(tmp_path):
     component = ScopeGuard.create(ScopeGuard.get_default_config(), storage, resource,
                                   ExecutionContext(graph_schema=None))
     training = TrainingData([
-        example([1, 0, 0], "faq"), example([0.9, 0.1, 0], "ask_medication"),
-        example([0, 0, 1], "out_of_scope"), example([0, 1, 0], "greet"),
+        example([1, 0, 0], "faq", "what is klonopin"), example([0.9, 0.1, 0], "ask_medication"),
+        example([0, 0, 1], "out_of_scope", "how do i fix my car"), example([0, 1, 0], "greet", "hi"),
     ])
     component.train(training)
     return ScopeGuard.load(ScopeGuard.get_default_config(), storage, resource,
@@ -65,6 +74,21 @@ def test_an_out_of_scope_example_clearly_closer_wins(guard):
     assert msg.get("intent")["name"] == "out_of_scope"
 
 
+@pytest.mark.parametrize("intent", ["faq", "greet", "out_of_scope"])
+def test_a_message_with_no_known_word_falls_back_whatever_was_predicted(guard, intent):
+    [msg] = guard.process([message([1, 0, 0], intent, text="blorf snarg")])
+    assert msg.get("intent") == {"name": "nlu_fallback", "confidence": 0.0}
+    # The classifier's guesses stay below it, for trainers to see.
+    assert [r["name"] for r in msg.get("intent_ranking")] == ["nlu_fallback", intent, "crisis"]
+    assert msg.get("scope")["known_words"] == 0
+
+
+@pytest.mark.parametrize("text", ["blorf klonopin", "hi!!", "988", "🙏"])
+def test_one_known_word_or_none_with_letters_is_enough_to_go_on(guard, text):
+    [msg] = guard.process([message([1, 0, 0], "faq", text=text)])
+    assert msg.get("intent")["name"] == "faq"
+
+
 def test_other_intents_and_messages_without_features_are_left_alone(guard):
     greet = message([0, 1, 0], "greet")
     bare = Message(data={TEXT: "", "intent": {"name": "faq", "confidence": 0.9}})
@@ -76,6 +100,11 @@ def test_other_intents_and_messages_without_features_are_left_alone(guard):
 @pytest.mark.parametrize("text", ["Can a dog die from kennel cough?", "how do i fix my car's brakes"])
 def test_the_trained_model_sends_other_health_and_life_questions_out_of_scope(bot, text):
     assert bot.parse(text)["intent"]["name"] == "out_of_scope"
+
+
+@pytest.mark.parametrize("text", ["asdkjh qwpoeiru zmxncb", "blorf snarg wibble"])
+def test_the_trained_model_asks_to_rephrase_gibberish(bot, text):
+    assert bot.parse(text)["intent"]["name"] == "nlu_fallback"
 
 
 @pytest.mark.parametrize("text", ["what are the symptoms of opiate withdrawal", "what is narcan",
