@@ -18,7 +18,7 @@ from tools import realworld
 # 0.98, false alarms 3 %, topics 0.92, out of scope 0.85); results/realworld.md shows
 # both, and the gap is listed in the README.
 FLOORS = {
-    "shared_dev": {"topic_accuracy": 0.82, "crisis_recall": 0.98, "false_alarm_rate": 0.03, "out_of_scope_rate": 0.85},
+    "shared_dev": {"topic_accuracy": 0.86, "crisis_recall": 0.98, "false_alarm_rate": 0.03, "out_of_scope_rate": 0.85},
     "own_dev": {"topic_accuracy": 0.62, "crisis_recall": 0.93, "false_alarm_rate": 0.05, "out_of_scope_rate": 0.78},
 }
 
