@@ -2,6 +2,10 @@
 
 Runs as its own process (`python -m bench.load URL SCENARIO`), so the client's work
 never shares a CPU budget with the server it measures. Prints one JSON object.
+
+The assistant issues each conversation's id (the first message goes without a sender);
+the stock bot's channel files a message without a sender under one shared id, so there
+the client names each conversation.
 """
 import argparse
 import asyncio
@@ -10,9 +14,13 @@ import json
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Dict, List, Text
 
 import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from conftest import Conversation  # noqa: E402  (the test suite's REST client)
 
 # A realistic six-turn conversation for each bot; users take turns at the variants.
 CONVERSATIONS = {
@@ -40,19 +48,25 @@ TIMEOUT = aiohttp.ClientTimeout(total=60)
 # once in five runs); that is its behaviour, not a failed request. The assistant must
 # always answer.
 MAY_STAY_SILENT = {"stock"}
+ISSUES_IDS = {"assistant"}
 
 
 class Errors(Exception):
     """A request failed or came back without a reply."""
 
 
-async def send(session: aiohttp.ClientSession, url: Text, bot: Text, sender: Text, text: Text) -> float:
+def new_conversation(bot: Text) -> Conversation:
+    return Conversation() if bot in ISSUES_IDS else Conversation(uuid.uuid4().hex)
+
+
+async def send(session: aiohttp.ClientSession, url: Text, bot: Text, conversation: Conversation, text: Text) -> float:
     """Sends one message; returns the seconds until the full reply arrived."""
     start = time.perf_counter()
-    async with session.post(url, json={"sender": sender, "message": text}) as response:
+    async with session.post(url, json=conversation.body(text)) as response:
         body = await response.json(content_type=None)
         if response.status != 200 or (not body and bot not in MAY_STAY_SILENT):
             raise Errors(f"{response.status} {body!r} for {text!r}")
+    conversation.remember(body)
     return time.perf_counter() - start
 
 
@@ -63,12 +77,12 @@ async def converse(url: Text, bot: Text, user: int, deadline: float) -> List[flo
     """
     latencies: List[float] = []
     for number in itertools.count():
-        sender = uuid.uuid4().hex
+        conversation = new_conversation(bot)
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             for turn in CONVERSATIONS[bot]:
                 if time.perf_counter() >= deadline:
                     return latencies
-                latencies.append(await send(session, url, bot, sender, turn[(user + number) % len(turn)]))
+                latencies.append(await send(session, url, bot, conversation, turn[(user + number) % len(turn)]))
     return latencies
 
 
@@ -96,9 +110,9 @@ async def long_conversation(url: Text, bot: Text, turns: int, repeats: int) -> D
     flat = [text for turn in CONVERSATIONS[bot][1:5] for text in turn]
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         for _ in range(repeats):
-            sender = uuid.uuid4().hex
+            conversation = new_conversation(bot)
             for turn in range(turns):
-                by_turn[turn].append(await send(session, url, bot, sender, flat[turn % len(flat)]))
+                by_turn[turn].append(await send(session, url, bot, conversation, flat[turn % len(flat)]))
     return {"latency_by_turn_ms": [[1000 * v for v in values] for values in by_turn]}
 
 

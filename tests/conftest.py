@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
@@ -119,7 +120,63 @@ def server_env() -> Dict[Text, Text]:
     return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
-class Servers:
+REST_WEBHOOK = "/webhooks/rest/webhook"
+
+
+class Conversation:
+    """One REST conversation as a client holds it. The first message goes without a
+    sender: the server starts the conversation and issues its id (each reply's
+    `recipient_id`), which the client sends as `sender` from then on. Given a `sender`,
+    the client names the conversation itself (Rasa's stock channel, or ours with
+    `issued_ids_only: false`; by default ours refuses it with a 403)."""
+
+    def __init__(self, sender: Optional[Text] = None) -> None:
+        self.sender = sender
+
+    def body(self, text: Any, **extra: Any) -> Dict[Text, Any]:
+        """The JSON body of a message in this conversation."""
+        return {"sender": self.sender, "message": text, **extra} if self.sender else {"message": text, **extra}
+
+    def remember(self, replies: Any) -> None:
+        """Keeps the id the server issued, from the replies to the first message."""
+        if self.sender is None and isinstance(replies, list) and replies and isinstance(replies[0], dict):
+            self.sender = replies[0].get("recipient_id") or None
+
+    def post(self, url: Text, text: Any, timeout: float = 60, **extra: Any) -> requests.Response:
+        """Sends `text` to the REST channel of the server at `url`."""
+        response = requests.post(url + REST_WEBHOOK, json=self.body(text, **extra), timeout=timeout)
+        try:
+            self.remember(response.json())
+        except ValueError:
+            pass
+        return response
+
+
+class RestClient:
+    """Chats with the server at `self.url` over REST, each conversation under the name a
+    test gives it ("s1"): a name's first message starts a conversation, and the id the
+    server issued for it is used from then on (`sender_id(name)`)."""
+
+    url: Text
+    timeout: float = 60
+
+    def __init__(self) -> None:
+        self.conversations: Dict[Text, Conversation] = defaultdict(Conversation)
+
+    def say(self, name: Text, text: Any, url: Optional[Text] = None, **extra: Any) -> requests.Response:
+        """Sends `text` in the conversation `name`, to `url` if given (another replica)."""
+        return self.conversations[name].post(url or self.url, text, timeout=self.timeout, **extra)
+
+    def say_as(self, sender: Text, text: Any, **extra: Any) -> requests.Response:
+        """Sends `text` as a `sender` the client names itself."""
+        return Conversation(sender).post(self.url, text, timeout=self.timeout, **extra)
+
+    def sender_id(self, name: Text) -> Text:
+        """The id the server issued for the conversation `name`."""
+        return self.conversations[name].sender
+
+
+class Servers(RestClient):
     """The real action server and Rasa server, on loopback, with their own SQLite store.
 
     `credentials` replaces credentials.yml (as a dict), `env` adds environment variables.
@@ -131,6 +188,7 @@ class Servers:
     def __init__(
         self, workdir: Path, credentials: Optional[Dict] = None, env: Optional[Dict] = None, origins: Any = "*"
     ) -> None:
+        super().__init__()
         self.workdir = workdir
         self.env = {**os.environ, **server_env(), "RASA_TELEMETRY_ENABLED": "false", **(env or {})}
         credentials = load_yaml(ROOT / "credentials.yml") if credentials is None else credentials
@@ -183,13 +241,6 @@ class Servers:
         wait_for(self.url + "/", process)
         wait_for_workers(self.rasa_log, int(self.env.get("SANIC_WORKERS", 1)))
         return process
-
-    def say(self, sender: Text, text: Any, **extra: Any) -> requests.Response:
-        return requests.post(
-            self.url + "/webhooks/rest/webhook",
-            json={"sender": sender, "message": text, **extra},
-            timeout=60,
-        )
 
     def stop(self) -> None:
         for process in (self.rasa, self.actions):

@@ -1,4 +1,7 @@
-"""End to end: the real Rasa server and action server on loopback, chatting over REST."""
+"""End to end: the real Rasa server and action server on loopback, chatting over REST.
+
+Each test names its conversations (`new_sender()`); `servers.say` starts each one
+without a sender and continues it with the id the server issued."""
 import uuid
 
 import pytest
@@ -63,7 +66,7 @@ def test_conversations_are_stored_in_sqlite(servers):
     sender = new_sender()
     replies(servers, sender, "hello")
     with sqlite3.connect(servers.db) as db:
-        rows = db.execute("SELECT type_name FROM events WHERE sender_id = ?", (sender,)).fetchall()
+        rows = db.execute("SELECT type_name FROM events WHERE sender_id = ?", (servers.sender_id(sender),)).fetchall()
     assert ("user",) in rows and ("bot",) in rows
 
 

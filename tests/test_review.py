@@ -38,13 +38,14 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
 
 @pytest.fixture(scope="module")
 def senders(servers) -> Dict[str, str]:
-    """Holds each chat of CHATS over REST; its sender id by name."""
+    """Holds each chat of CHATS over REST; its sender id (issued by the server) by name."""
     senders = {}
     for name, texts in CHATS.items():
-        senders[name] = f"review-{name}-{uuid.uuid4().hex[:8]}"
+        chat = f"review-{name}-{uuid.uuid4().hex[:8]}"
         for text in texts:
-            response = servers.say(senders[name], text)
+            response = servers.say(chat, text)
             assert response.status_code == 200, response.text
+        senders[name] = servers.sender_id(chat)
     return senders
 
 

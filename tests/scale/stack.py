@@ -15,9 +15,8 @@ from typing import Dict, List, Optional, Text
 
 import psycopg2
 import redis
-import requests
 
-from conftest import BIN, MODEL, ROOT, free_port, wait_for
+from conftest import BIN, MODEL, ROOT, RestClient, free_port, wait_for
 from deploy.render_nginx import render
 
 ORIGIN = "http://localhost:8080"  # the demo page's origin, as in scripts/run.sh
@@ -170,11 +169,17 @@ class Process:
         self.signal(signal.SIGTERM)
 
 
-class Stack:
-    """PostgreSQL + Redis + action server + two Rasa replicas + nginx, on loopback."""
+class Stack(RestClient):
+    """PostgreSQL + Redis + action server + two Rasa replicas + nginx, on loopback.
+
+    `say` chats through nginx (or a replica's `url`); a conversation's issued id is valid
+    on every replica, which all sign with one secret."""
+
+    timeout = 120
 
     def __init__(self, workdir: Path) -> None:
         assert MODEL.exists(), "run `make train` first (make test does it)"
+        super().__init__()
         self.workdir = workdir
         self.api_token = secrets.token_urlsafe(24)
         self.tls = Certificates(workdir / "tls")
@@ -263,10 +268,6 @@ class Stack:
                 if time.time() > deadline:
                     raise
                 time.sleep(0.2)
-
-    def say(self, sender: Text, text: Text, url: Optional[Text] = None, **extra: object) -> requests.Response:
-        return requests.post((url or self.url) + "/webhooks/rest/webhook",
-                             json={"sender": sender, "message": text, **extra}, timeout=120)
 
     def events(self, sender: Text) -> List[tuple]:
         """(type_name, data) of every stored event of `sender`, in order."""

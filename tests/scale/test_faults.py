@@ -43,6 +43,7 @@ def test_postgres_restart_during_load_loses_nothing(stack: Stack):
     load = Load(stack, "pg", 10, stack.postgres.restart).run()
     summary = load.check("PostgreSQL restarted (pg_ctl restart -m fast) after a third of the replies")
     record("postgres-restart", summary)
+    assert summary["fault_injected"], summary
     assert summary["lost"] == summary["duplicated"] == summary["corrupted"] == 0, summary
     assert summary["replied"] == summary["messages_sent"], summary
     # The replicas recovered by themselves: same processes, still answering.
@@ -53,7 +54,8 @@ def test_postgres_restart_during_load_loses_nothing(stack: Stack):
 def test_redis_down_fails_clearly_and_keeps_the_conversation_intact(stack: Stack, responses):
     sender = new_sender()
     answer(stack, sender, "i'm asking for my son")
-    before = stack.events(sender)
+    stored = stack.sender_id(sender)
+    before = stack.events(stored)
     stack.redis.stop()
     try:
         for text in ["what are withdrawal symptoms", CRISIS]:
@@ -61,9 +63,9 @@ def test_redis_down_fails_clearly_and_keeps_the_conversation_intact(stack: Stack
             assert response.status_code == 503
             assert texts_of(response.json()) == [CANNOT_ANSWER]
             assert EMERGENCY in CANNOT_ANSWER
-        assert stack.events(sender) == before
+        assert stack.events(stored) == before
     finally:
         stack.start_redis()
     assert answer(stack, sender, "is it dangerous to quit cold turkey") == [
         variation(responses, "utter_faq/cold_turkey", asking_for="loved_one")]
-    assert stack.events(sender)[: len(before)] == before
+    assert stack.events(stored)[: len(before)] == before

@@ -24,6 +24,7 @@ def test_a_replica_killed_under_load_loses_nothing_and_carries_on(stack: Stack, 
     killed.ready()
     summary = load.check("one of two Rasa replicas SIGKILLed after a third of the replies")
     record("replica-kill", summary)
+    assert summary["fault_injected"], summary
     assert load.retries > 0, "the kill should have cost some requests their first try"
     assert summary["lost"] == summary["duplicated"] == summary["corrupted"] == 0, summary
     assert summary["replied"] == summary["messages_sent"], summary
