@@ -10,6 +10,10 @@ something: when the assistant could not answer (the action server or the lock st
 down) the person gets a kind message with the emergency numbers.
 A client may send a `message_id`; a retry with the same id is answered from the stored
 conversation instead of being handled twice, so retries never duplicate a message.
+
+REST conversations are owned: a message without a sender starts one, and the server
+issues its id (channels/sessions.py); any other id is refused (403) unless the site
+owner sets `issued_ids_only: false` for a backend that names its own conversations.
 """
 import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
@@ -109,7 +113,8 @@ class CheckedRestInput(RestInput):
 
     A message without a sender starts a new conversation whose id the server issues
     (each reply's `recipient_id`); send it as `sender` to continue. POST {"sender"} to
-    `/webhooks/rest/forget` deletes the conversation.
+    `/webhooks/rest/forget` deletes the conversation. Both refuse every other id (403)
+    unless `issued_ids_only: false` is set in credentials.yml.
     """
 
     @classmethod
@@ -122,18 +127,21 @@ class CheckedRestInput(RestInput):
         return cls(
             Limits.from_credentials(credentials), int(credentials.get("max_body_bytes", MAX_BODY_BYTES)),
             SessionIds.from_credentials(credentials),
-            bool(credentials.get("issued_ids_only", False)),
+            # Only an explicit `issued_ids_only: false` lets clients name conversations.
+            credentials.get("issued_ids_only", True) is not False,
         )
 
     def __init__(
         self, limits: Limits = Limits(), max_body_bytes: int = MAX_BODY_BYTES,
-        ids: Optional[SessionIds] = None, issued_ids_only: bool = False,
+        ids: Optional[SessionIds] = None, issued_ids_only: bool = True,
     ) -> None:
         self.guard = Guard(limits)
         self.max_body_bytes = max_body_bytes
         self.ids = ids or SessionIds.from_credentials(None)
-        # False: a client may also name its own conversations (an app's user ids); ids
-        # that look issued must still be genuine.
+        # True: a client resumes only conversations the server issued to it. False (the
+        # weaker choice, for a backend that names its users): a client may also name its
+        # own, and so write into any conversation whose name it knows or guesses; ids that
+        # look issued must still be genuine, and messaging apps' ids stay refused.
         self.issued_ids_only = issued_ids_only
 
     async def handle(self, request: Request, body: Dict[Text, Any]) -> List[Dict[Text, Any]]:

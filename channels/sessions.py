@@ -2,9 +2,10 @@
 
 The browser channels (socket.io and REST) get ids that only the server issues: 128
 random bits and their signature with a server secret, so a client can resume only an
-id it was given. A messaging app's conversations are stored as `<app>:<the app's user
-id>` (`twilio:+15551234567`), and no browser client may write as such an id, so a REST
-sender can never be someone's phone number.
+id it was given (REST takes other ids only with `issued_ids_only: false`). A messaging
+app's conversations are stored as `<app>:<the app's user id>` (`twilio:+15551234567`),
+and no browser client may write as such an id, so a REST sender can never be someone's
+phone number.
 """
 import asyncio
 import hashlib

@@ -17,6 +17,7 @@ import socketio
 
 from channels.messages import TOO_FAST, TOO_LONG
 from channels.guard import RATE_LIMIT
+from channels.rest import NOT_ISSUED
 from conftest import ROOT, texts_of
 from stack import ORIGIN, Stack
 
@@ -97,16 +98,18 @@ def test_make_run_keeps_the_http_api_off(servers):
     assert "--enable-api" not in rasa_line
     assert 'INTERFACE="${CHAT_INTERFACE:-127.0.0.1}"' in script
     assert 'SANIC_HOST="$INTERFACE" "$BIN/rasa" run actions' in script
-    sender = new_sender()
-    assert servers.say(sender, "hello").status_code == 200
+    name = new_sender()
+    assert servers.say(name, "hello").status_code == 200
+    sender = servers.sender_id(name)
     for method, path in [("GET", f"/conversations/{sender}/tracker"), ("GET", "/status"),
                          ("POST", f"/conversations/{sender}/messages")]:
         assert requests.request(method, servers.url + path, timeout=30).status_code == 404, path
 
 
 def test_the_api_needs_its_token(stack: Stack):
-    replica, sender = stack.replicas[1], new_sender()
-    assert stack.say(sender, "i'm asking for my son", url=replica.url).status_code == 200
+    replica, name = stack.replicas[1], new_sender()
+    assert stack.say(name, "i'm asking for my son", url=replica.url).status_code == 200
+    sender = stack.sender_id(name)
     stored = stack.events(sender)
     tracker = f"{replica.url}/conversations/{sender}/tracker"
     slot = [{"event": "slot", "name": "asking_for", "value": "self"}]
@@ -126,7 +129,7 @@ def test_the_api_needs_its_token(stack: Stack):
 
 
 def test_only_the_configured_origin_may_call_from_a_browser(stack: Stack):
-    body = {"sender": new_sender(), "message": "hello"}
+    body = {"message": "hello"}  # each request starts a conversation
     webhook = "/webhooks/rest/webhook"
     direct = stack.replicas[0].url
     allowed = requests.post(direct + webhook, json=body, headers={"Origin": ORIGIN}, timeout=60)
@@ -191,11 +194,30 @@ def test_socketio_sessions_are_random_and_sticky(stack: Stack, responses):
 
 
 def test_oversized_requests_get_a_kind_413(stack: Stack):
-    body = {"sender": new_sender(), "message": "x" * 300_000}
+    body = {"message": "x" * 300_000}
     for url in [stack.url, stack.replicas[0].url]:
         response = requests.post(url + "/webhooks/rest/webhook", json=body, timeout=60)
         assert response.status_code == 413
         assert texts_of(response.json()) == [TOO_LONG]
+
+
+def test_a_conversation_id_the_client_chose_is_refused_through_nginx(stack: Stack):
+    issued = stack.say(new_sender(), "hello").json()[0]["recipient_id"]
+    forged = issued[:-2] + ("00" if not issued.endswith("00") else "11")
+    for sender in ["alice", "+15551234567", "twilio:+15551234567", forged]:
+        refused = requests.post(stack.url + "/webhooks/rest/webhook", json={"sender": sender, "message": "hi"},
+                                timeout=60)
+        assert refused.status_code == 403 and refused.json() == {"error": NOT_ISSUED}, sender
+        assert not stack.events(sender), sender
+        forget = requests.post(stack.url + "/webhooks/rest/forget", json={"sender": sender}, timeout=60)
+        assert forget.status_code == 403, sender
+
+
+def test_nginx_does_not_pass_the_callback_webhook(stack: Stack):
+    """Its senders are the site owner's app's own user ids: only that app may reach it."""
+    body = {"sender": "alice", "message": "hi"}
+    assert requests.post(stack.url + "/webhooks/callback/webhook", json=body, timeout=30).status_code == 404
+    assert not stack.events("alice")
 
 
 def test_one_sender_is_rate_limited_with_a_clear_reply(stack: Stack):
