@@ -28,7 +28,10 @@ cat <<MSG
 
 The assistant is starting on http://localhost:5005 (action server on 5055).
 Chat over REST, for example:
-  curl -s localhost:5005/webhooks/rest/webhook -d '{"sender": "me", "message": "what are withdrawal symptoms?"}'
+  curl -s localhost:5005/webhooks/rest/webhook -d '{"message": "what are withdrawal symptoms?"}'
+The first message starts a conversation: send the recipient_id of its replies as "sender"
+to continue it (the server refuses ids it did not issue):
+  curl -s localhost:5005/webhooks/rest/webhook -d '{"sender": "web-...", "message": "how long does it last?"}'
 Socket.io clients connect to http://localhost:5005 (events user_uttered / bot_uttered).
 The demo page with the web chat widget is at http://localhost:8080/ (button in the corner).
 Or chat in a terminal with: make shell
