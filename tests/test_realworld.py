@@ -6,12 +6,12 @@ results/realworld.json and results/realworld.md.
 """
 import difflib
 import json
-import re
 
 import pytest
 
 from conftest import RESULTS, ROOT
 from tools import realworld
+from tools.training_data import normalise
 
 # What each set measures today, less a small margin: a guard against going back, not
 # the goal. The figures the assistant must reach are realworld.REQUIRED (crisis recall
@@ -35,10 +35,6 @@ def report(bot, responses):
     return scored
 
 
-def normalised(text):
-    return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())
-
-
 def is_close(example, message):
     """The message itself (spacing aside), a long part of it, or a rewrite with few
     changes (of a message of 40 characters or more: short stock questions like
@@ -58,14 +54,14 @@ def is_close(example, message):
 def test_real_world_messages_are_not_training_data():
     """Every case has a source, and no training example is a real-world message or a
     close rewrite of one."""
-    examples = [normalised(line.strip()[2:]) for path in (ROOT / "data" / "nlu").glob("*.yml")
+    examples = [normalise(line.strip()[2:]) for path in (ROOT / "data" / "nlu").glob("*.yml")
                 for line in path.read_text().splitlines() if line.strip().startswith("- ")]
     paths = [*realworld.OWN.glob("*.jsonl"), *[p for p in [realworld.SHARED_DEV] if p.exists()]]
     close = []
     for path in paths:
         for case in realworld.load_cases(path):
             assert case.get("source"), case["id"]
-            for turn in map(normalised, case["turns"]):
+            for turn in map(normalise, case["turns"]):
                 close += [(case["id"], example) for example in examples if is_close(example, turn)]
     assert close == []
 
