@@ -16,7 +16,8 @@ ACTIONS_PID=$!
 trap 'kill $ACTIONS_PID ${DEMO_PID:-} 2>/dev/null || true' EXIT
 
 if [ "${1:-}" = "shell" ]; then
-  "$BIN/rasa" shell --model "$MODEL" --endpoints endpoints.yml
+  # One worker: several would all read this terminal.
+  SANIC_WORKERS=1 "$BIN/rasa" shell --model "$MODEL" --endpoints endpoints.yml
   exit
 fi
 
