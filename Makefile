@@ -18,12 +18,13 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run shell test test-scale validate evaluate bench review lock clean
+.PHONY: help install train run shell test test-scale test-security validate evaluate bench review lock clean
 
 help:
 	@echo "make run      install, train if needed, start the assistant (Rasa on 5005, actions on 5055)"
 	@echo "make test     install, train if needed, run the whole test suite"
-	@echo "make test-scale  only the scale-out, fault and security tests (tests/scale/, part of make test)"
+	@echo "make test-scale  only the scale-out, fault and fuzzing tests (tests/scale/, part of make test)"
+	@echo "make test-security  only the attacks on every channel and on the scale stack (tests/security/, part of make test)"
 	@echo "make install  create .venv with the locked packages"
 	@echo "make train    train a model into $(MODEL)"
 	@echo "make shell    chat with the assistant in this terminal"
@@ -82,6 +83,9 @@ bench: install
 # PostgreSQL, Redis, nginx, two Rasa replicas and an action server on loopback (see deploy/).
 test-scale: install $(MODEL)
 	$(BIN)/python -m pytest tests/scale
+
+test-security: install $(MODEL)
+	$(BIN)/python -m pytest tests/security
 
 # Review stored conversations, e.g. make review ARGS='list --flag fallback'.
 review: install

@@ -258,7 +258,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory):
 def stack(tmp_path_factory: pytest.TempPathFactory):
     """PostgreSQL, Redis, nginx, two Rasa replicas and an action server on loopback
     (tests/scale/stack.py), started once: loading the model takes a minute or more."""
-    from stack import Stack  # tests/scale/ is on sys.path once its tests are collected
+    from scale.stack import Stack  # imported here: it needs the Debian servers only when used
 
     running = Stack(tmp_path_factory.mktemp("stack"))
     try:

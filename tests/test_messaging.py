@@ -359,7 +359,7 @@ def test_no_rest_client_can_write_into_an_sms_conversation(messaging):
     """A Twilio user's id is their phone number: the SMS conversation is `twilio:<phone>`,
     which no REST or callback sender may name; by default a REST client cannot name its
     conversation at all, so a phone number is refused too (with `issued_ids_only: false`
-    it would be another conversation: tests/test_sessions.py)."""
+    it would be another conversation: tests/security/test_sessions.py)."""
     phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
     form, signature = signed_sms(phone, QUESTION, "SM" + uuid.uuid4().hex)
     assert twilio_post(messaging, form, signature).status_code == 200

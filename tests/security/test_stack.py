@@ -19,7 +19,7 @@ from channels.messages import TOO_FAST, TOO_LONG
 from channels.guard import RATE_LIMIT
 from channels.rest import NOT_ISSUED
 from conftest import ROOT, texts_of
-from stack import ORIGIN, Stack
+from scale.stack import ORIGIN, Stack
 
 EVIL = "https://evil.example"
 HSTS = "max-age=31536000; includeSubDomains"
