@@ -268,6 +268,14 @@ def test_endpoints_configure_the_retention(domain, tmp_path):
     assert settings["type"] == "stores.sql.CachedSQLTrackerStore" and store.retention_days == 30
 
 
+def test_several_replicas_use_the_same_store_with_retention():
+    """deploy/ (PostgreSQL) purges by itself too; the purge itself is tested on PostgreSQL
+    in tests/scale/test_tracker_store_postgres.py."""
+    settings = yaml.safe_load((ROOT / "deploy" / "endpoints.yml").read_text())["tracker_store"]
+    assert settings["type"] == "stores.sql.CachedSQLTrackerStore"
+    assert settings["dialect"] == "postgresql" and settings["retention_days"] == 30
+
+
 def test_the_review_loop_never_shows_a_phone_number_sender(domain, tmp_path):
     """Twilio's sender id is the phone number: list, show, export and story use the masked id."""
     store = CachedSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"))
