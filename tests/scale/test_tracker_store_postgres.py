@@ -11,7 +11,7 @@ from typing import Optional
 import psycopg2
 import pytest
 
-from stack import DB_USER, Certificates, Postgres
+from scale.stack import DB_USER, Certificates, Postgres
 from test_tracker_store import *  # noqa: F401,F403  (the tests, and their fixtures)
 from test_tracker_store import Database
 
