@@ -112,13 +112,19 @@ def fast_retries(monkeypatch):
 
 def chat(bot: Bot, stores_: List[TrackerStore], texts: List[Text], sender: Optional[Text] = None
          ) -> Tuple[Text, List[List[Text]]]:
-    """One conversation; message i is handled with stores_[i % len(stores_)]."""
+    """One conversation; message i is handled with stores_[i % len(stores_)]. The shared
+    in-process bot gets its own store back afterwards: later tests must not write into a
+    database this module has stopped."""
     sender = sender or uuid.uuid4().hex
     replies = []
-    for index, text in enumerate(texts):
-        store = stores_[index % len(stores_)]
-        bot.agent.tracker_store = bot.agent.processor.tracker_store = store
-        replies.append(texts_of(bot.loop.run_until_complete(bot.agent.handle_text(text, sender_id=sender))))
+    own = bot.agent.tracker_store, bot.agent.processor.tracker_store
+    try:
+        for index, text in enumerate(texts):
+            store = stores_[index % len(stores_)]
+            bot.agent.tracker_store = bot.agent.processor.tracker_store = store
+            replies.append(texts_of(bot.loop.run_until_complete(bot.agent.handle_text(text, sender_id=sender))))
+    finally:
+        bot.agent.tracker_store, bot.agent.processor.tracker_store = own
     return sender, replies
 
 
