@@ -14,20 +14,28 @@ A message none of whose words occurs in the training data ("asdkjh qwpoeiru",
 the assistant asks to rephrase, whatever the classifiers guessed from its sub-words.
 `scope.known_words` is then 0, and the crisis detector sets aside the classifier's
 crisis vote for it (its phrase patterns still apply).
+
+A question about another substance ("How does gabapentin help with withdrawal?") can
+sit close to the FAQ examples, since it uses their words. It is out of scope when it
+names a substance the answers do not cover and none they do (scope_substances.yml),
+unless it was matched to an answer about any substance (self-medicating: "can I just
+smoke weed to get through the withdrawal").
 """
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
-import json
-
 import numpy as np
+import yaml
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.constants import RESPONSE_SELECTOR_PROPERTY_NAME, RESPONSE_SELECTOR_PREDICTION_KEY, TOKENS_NAMES
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -37,6 +45,7 @@ FALLBACK = "nlu_fallback"
 SCOPE_KEY = "scope"
 VECTORS_FILE = "vectors.npz"
 VOCABULARY_FILE = "vocabulary.json"
+SUBSTANCES_FILE = Path(__file__).with_name("scope_substances.yml")
 
 
 def words(message: Message) -> List[Text]:
@@ -60,6 +69,35 @@ def sentence_vector(message: Message) -> Optional[np.ndarray]:
     return vector / norm if norm else None
 
 
+class Substances:
+    """The substances the answers cover and those they do not (scope_substances.yml)."""
+
+    def __init__(self, covered: List[Text], other: List[Text]) -> None:
+        self.covered, self.other = self._pattern(covered), self._pattern(other)
+
+    @classmethod
+    def from_file(cls, path: Path = SUBSTANCES_FILE) -> Substances:
+        lists = yaml.safe_load(path.read_text())
+        return cls(lists["covered"], lists["other"])
+
+    @staticmethod
+    def _pattern(names: List[Text]) -> re.Pattern:
+        alternatives = "|".join(sorted((re.escape(name.lower()) for name in names), key=len, reverse=True))
+        return re.compile(rf"\b(?:{alternatives})s?\b")
+
+    def only_other(self, text: Text) -> Optional[Text]:
+        """The first uncovered substance the text names, if it names no covered one."""
+        text = text.lower()
+        other = self.other.search(text)
+        return other.group(0) if other and not self.covered.search(text) else None
+
+
+def faq_topic(message: Message) -> Optional[Text]:
+    """The FAQ topic the ResponseSelector chose ("faq/withdrawal_onset"), if any."""
+    selected = (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get("faq") or {}
+    return (selected.get(RESPONSE_SELECTOR_PREDICTION_KEY) or {}).get("intent_response_key")
+
+
 def _matrix(vectors: List[np.ndarray], width: int) -> np.ndarray:
     return np.stack(vectors) if vectors else np.zeros((0, width), dtype=np.float32)
 
@@ -78,6 +116,9 @@ class ScopeGuard(GraphComponent):
             "min_similarity": 0.47,
             # An out-of-scope example this much closer than any in-scope one: out of scope.
             "margin": 0.05,
+            # FAQ topics whose answer holds for any substance: never out of scope for
+            # naming one the answers do not cover.
+            "any_substance_topics": ["faq/self_medicating"],
         }
 
     def __init__(
@@ -96,6 +137,7 @@ class ScopeGuard(GraphComponent):
         self.in_scope = in_scope
         self.out_of_scope = out_of_scope
         self.vocabulary = vocabulary or set()
+        self.substances = Substances.from_file()
 
     @classmethod
     def create(
@@ -159,17 +201,23 @@ class ScopeGuard(GraphComponent):
                 # Nothing in it was understood: no confidence in any reading of it.
                 self._replace_intent(message, FALLBACK, confidence=0.0)
                 continue
-            intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
-            vector = sentence_vector(message) if intent in self.intents else None
-            if vector is None or self.in_scope is None or not len(self.in_scope):
-                continue
-            similarity = self.similarities(vector)
-            out = self.is_out_of_scope(similarity)
-            decision = {name: round(value, 3) for name, value in similarity.items()}
-            message.set(SCOPE_KEY, {**decision, "out": out}, add_to_output=True)
-            if out:
-                self._replace_intent(message, OUT_OF_SCOPE, confidence=1.0)
+            if (message.get(INTENT) or {}).get(INTENT_NAME_KEY) in self.intents:
+                self._check_scope(message)
         return messages
+
+    def _check_scope(self, message: Message) -> None:
+        decision: Dict[Text, Any] = {"out": False}
+        vector = sentence_vector(message)
+        if vector is not None and self.in_scope is not None and len(self.in_scope):
+            similarity = self.similarities(vector)
+            decision = {**{name: round(value, 3) for name, value in similarity.items()},
+                        "out": self.is_out_of_scope(similarity)}
+        other_substance = self.substances.only_other(message.get(TEXT) or "")
+        if other_substance and faq_topic(message) not in self.config["any_substance_topics"]:
+            decision.update(other_substance=other_substance, out=True)
+        message.set(SCOPE_KEY, decision, add_to_output=True)
+        if decision["out"]:
+            self._replace_intent(message, OUT_OF_SCOPE, confidence=1.0)
 
     @staticmethod
     def _replace_intent(message: Message, name: Text, confidence: float) -> None:

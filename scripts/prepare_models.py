@@ -9,6 +9,7 @@
   featurizer (components/minilm_featurizer.py) runs with ONNX Runtime.
 """
 import hashlib
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -41,8 +42,20 @@ def synonym_phrases(nlu_file: Path) -> dict:
     return phrases
 
 
+# People often leave out the space after a full stop or comma ("killing myself.my
+# head"). spaCy's English tokenizer keeps such a pair as one word, so nothing after it
+# (the crisis patterns included) would see either word. Split on punctuation between two
+# words of two letters or more; "e.g." and "o.d.'d" stay whole. Such a pair also looks
+# like a web address to spaCy ("myself.my"), so only text with a scheme or "www." is one.
+GLUED_PUNCTUATION = r"(?<=[^\W\d_]{2})[.,!?;:]+(?=[^\W\d_]{2})"
+WEB_ADDRESS = r"^(?:https?://|www\.)\S+$"
+
+
 def build_spacy_pipeline(target: Path) -> None:
     nlp = spacy.blank("en")
+    infixes = list(nlp.Defaults.infixes) + [GLUED_PUNCTUATION]
+    nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer
+    nlp.tokenizer.url_match = re.compile(WEB_ADDRESS).match
     nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
     nlp.initialize()  # loads the lookup tables from spacy-lookups-data

@@ -17,6 +17,15 @@ def matcher(nlp, categories, alone=()):
     return CrisisMatcher(nlp, {"categories": categories, "alone": list(alone)})
 
 
+@pytest.mark.parametrize("text, words", [
+    ("killing myself.my head", ["killing", "myself", ".", "my", "head"]),
+    ("im done,bye", ["i", "m", "done", ",", "bye"]),
+    ("e.g. he o.d.'d at www.samhsa.gov", ["e.g.", "he", "o.d", ".", "'d", "at", "www.samhsa.gov"]),
+])
+def test_the_pipeline_splits_words_glued_by_punctuation_but_not_abbreviations(nlp, text, words):
+    assert [token.text for token in nlp(text)] == words
+
+
 def test_words_match_in_any_form_and_equals_sign_pins_the_form(nlp):
     assert compile_pattern("kill myself", nlp) == [[{"LEMMA": "kill"}, {"LEMMA": "myself"}]]
     assert compile_pattern("=overdosed", nlp) == [[{"LOWER": "overdosed"}]]

@@ -97,7 +97,29 @@ def test_other_intents_and_messages_without_features_are_left_alone(guard):
     assert bare.get("intent")["name"] == "faq"
 
 
-@pytest.mark.parametrize("text", ["Can a dog die from kennel cough?", "how do i fix my car's brakes"])
+@pytest.mark.parametrize("text, other", [
+    ("how do i take kratom for my withdrawal", "kratom"),
+    ("how do i stop my Gabapentin", "gabapentin"),
+    ("how do i take gabapentin with my suboxone", None),
+    ("how do i mix my bars and coke", None),
+    ("how do i stop my withdrawal", None),
+])
+def test_a_question_naming_only_substances_the_answers_do_not_cover_is_out_of_scope(guard, text, other):
+    [msg] = guard.process([message([0.95, 0.05, 0.1], "faq", text=text)])
+    assert msg.get("scope").get("other_substance") == other
+    assert msg.get("scope")["out"] is bool(other)
+    assert msg.get("intent")["name"] == ("out_of_scope" if other else "faq")
+
+
+def test_an_answer_about_any_substance_stays_whatever_substance_is_named(guard):
+    msg = message([0.95, 0.05, 0.1], "faq", text="how do i get through withdrawal with weed instead")
+    msg.set("response_selector", {"faq": {"response": {"intent_response_key": "faq/self_medicating"}}})
+    guard.process([msg])
+    assert msg.get("intent")["name"] == "faq" and msg.get("scope")["out"] is False
+
+
+@pytest.mark.parametrize("text", ["Can a dog die from kennel cough?", "how do i fix my car's brakes",
+                                  "does gabapentin help with the withdrawal or not"])
 def test_the_trained_model_sends_other_health_and_life_questions_out_of_scope(bot, text):
     assert bot.parse(text)["intent"]["name"] == "out_of_scope"
 

@@ -33,16 +33,18 @@ def load_cases(path: Path) -> List[Dict[Text, Any]]:
 
 
 def development_sets() -> Dict[Text, Path]:
-    """The sets scored by `make test`: the shared one (when present) and our own."""
-    sets = {"shared_dev": SHARED_DEV, "own_dev": OWN / "own_dev.jsonl"}
+    """The sets scored by `make test`: the shared one (when present) and our own.
+    `own_blind` was kept unread until its first scores were taken; since then it guides
+    changes like `own_dev`."""
+    sets = {"shared_dev": SHARED_DEV, "own_dev": OWN / "own_dev.jsonl", "own_blind": OWN / "own_blind.jsonl"}
     return {name: path for name, path in sets.items() if path.exists()}
 
 
 def held_back_sets() -> Dict[Text, Path]:
     """Our sets kept out of development: scored by `make evaluate` only. `own_final` was
-    looked at once and has since guided changes; `own_blind` (sources no other set uses)
-    is scored, but its per-case results are not read."""
-    return {name: OWN / f"{name}.jsonl" for name in ("own_final", "own_blind")}
+    looked at once and has since guided changes; `own_blind2` (sources and rows no other
+    set uses) is scored, but its per-case results are not read."""
+    return {name: OWN / f"{name}.jsonl" for name in ("own_final", "own_blind2")}
 
 
 def key_facts() -> Dict[Text, List[Text]]:
