@@ -179,6 +179,14 @@ def _hashed(kind: Text, value: Text) -> Text:
     return kind + hashlib.sha256(value.encode("utf-8")).hexdigest()[:24]
 
 
+async def say(message: UserMessage, text: Text) -> None:
+    """Sends `text` to the writer of `message`, never raising: there is no one else to tell."""
+    try:
+        await message.output_channel.send_text_message(message.sender_id, text)
+    except Exception as error:
+        logger.error("Could not send a kind reply on %s: %s", message.input_channel, type(error).__name__)
+
+
 class Guard:
     """Decides whether a message may reach the assistant, and answers kindly if not."""
 
@@ -188,10 +196,10 @@ class Guard:
         self._executor: Optional[ThreadPoolExecutor] = None
         self._pid = 0
 
-
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "Guard":
         return cls(Limits.from_credentials(credentials))
+
     def _store(self) -> Optional[Counts]:
         if self._counts is None:
             agent = getattr(Sanic.get_app().ctx, "agent", None)

@@ -21,6 +21,7 @@ import pytest
 import requests
 import yaml
 
+from channels.messages import TOO_LONG
 from conftest import ROOT, Servers, texts_of, variation
 from scripts.credentials import messaging_channels
 
@@ -101,6 +102,10 @@ TELEGRAM_ANSWERS = {
 }
 
 
+# Longer messages are refused on the callback and Telegram channels of these tests.
+MAX_CHARS = 2000
+
+
 @pytest.fixture(scope="module")
 def apis():
     """The server's way out: Telegram's API, and the proxy of every other HTTPS request."""
@@ -117,6 +122,8 @@ def messaging(tmp_path_factory, callback_app, apis):
     credentials["channels.rest.CheckedCallbackInput"]["url"] = callback_app.url + "/bot"
     credentials.update(messaging_channels({**SECRETS}))
     credentials[TELEGRAM]["api_url"] = apis.url + "/telegram"
+    for name in ("channels.rest.CheckedCallbackInput", TELEGRAM):
+        credentials[name]["max_message_chars"] = MAX_CHARS
     env = {**SECRETS, "https_proxy": apis.url, "no_proxy": "127.0.0.1,localhost"}
     running = Servers(tmp_path_factory.mktemp("messaging"), credentials=credentials, env=env)
     yield running
@@ -186,6 +193,18 @@ def test_a_full_conversation_over_the_callback_channel(messaging, callback_app, 
 
     callback_say(messaging, sender, crisis[1]["buttons"][0]["payload"])
     assert texts_of([body for _, body in callback_app.take()]) == [variation(responses, "utter_crisis_safe", crisis_path="overdose")]
+
+
+def test_a_refused_message_gets_the_kind_reply_on_the_callback_channel_and_telegram(messaging, callback_app, apis):
+    """These channels answer through the app, so the refusal with 911 and 988 must go there too."""
+    sender, chat_id, too_long = uuid.uuid4().hex, uuid.uuid4().int % 10**9, "please help " * MAX_CHARS
+    callback_app.take()
+    callback_say(messaging, sender, too_long)
+    assert [(body["recipient_id"], body["text"]) for _, body in callback_app.take()] == [(sender, TOO_LONG)]
+    response = telegram_post(messaging, chat_id, too_long, SECRETS["TELEGRAM_SECRET_TOKEN"])
+    assert response.status_code == 200
+    assert sent_to(apis, chat_id) == [TOO_LONG]
+    assert user_messages(messaging, f"telegram:{chat_id}") == []
 
 
 def test_the_callback_channel_refuses_malformed_requests(messaging, callback_app):

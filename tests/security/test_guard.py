@@ -97,3 +97,32 @@ def test_counts_that_fail_let_the_message_through(caplog):
 @pytest.mark.parametrize("text, cleaned", [("hi\u0000there", "hi there"), ("\u0301hello", "hello"), ("é", "é")])
 def test_text_is_made_readable(text, cleaned):
     assert readable(text) == cleaned
+
+
+class RecordingOutput:
+    """An output channel that keeps what it was asked to send."""
+
+    def __init__(self):
+        self.sent = []
+
+    async def send_text_message(self, recipient_id, text, **kwargs):
+        self.sent.append((recipient_id, text))
+
+
+def test_a_refused_or_failed_message_gets_the_kind_reply_on_channels_with_an_output_channel():
+    """The callback channel and the messaging apps answer through an output channel: a
+    refusal and a failure each reach the writer there, with the emergency numbers."""
+    from rasa.core.channels.channel import UserMessage
+
+    from channels.messages import CANNOT_ANSWER
+
+    async def failing(message):
+        raise RuntimeError("the assistant broke")
+
+    checked = Guard(Limits(max_chars=10))
+    checked._counts = MemoryCounts()
+    output = RecordingOutput()
+    for text in ("x" * 11, "hello"):
+        asyncio.run(checked.wrap(failing)(UserMessage(text, output, "telegram:42", input_channel="telegram")))
+    assert output.sent == [("telegram:42", TOO_LONG), ("telegram:42", CANNOT_ANSWER)]
+    assert all("911" in text and "988" in text for _, text in output.sent)
