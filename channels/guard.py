@@ -295,7 +295,16 @@ class GuardedInput:
 
 class MessagingAppInput(GuardedInput):
     """Mixin for a messaging app's channel: guarded, and its conversations stored as
-    `<app>:<user id>` so that no other channel's id can ever name them."""
+    `<app>:<user id>` so that no other channel's id can ever name them.
+
+    Its requests come, signed, from the app's servers, which carry every user's messages
+    from a few addresses: a per-address limit would refuse all of the app's users at once,
+    so only the per-conversation limit applies.
+    """
+
+    @staticmethod
+    def watch_addresses(webhook: Blueprint) -> Blueprint:
+        return webhook
 
     def guarded(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[Any]]:
         async def in_namespace(message: UserMessage) -> Any:

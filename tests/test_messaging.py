@@ -124,6 +124,9 @@ def messaging(tmp_path_factory, callback_app, apis):
     credentials[TELEGRAM]["api_url"] = apis.url + "/telegram"
     for name in ("channels.rest.CheckedCallbackInput", TELEGRAM):
         credentials[name]["max_message_chars"] = MAX_CHARS
+    # An app's servers send all its users' messages: an address limit must not apply to them.
+    for name in (TELEGRAM, "channels.twilio.CheckedTwilioInput"):
+        credentials[name]["address_rate_limit"] = 1
     env = {**SECRETS, "https_proxy": apis.url, "no_proxy": "127.0.0.1,localhost"}
     running = Servers(tmp_path_factory.mktemp("messaging"), credentials=credentials, env=env)
     yield running
@@ -281,6 +284,16 @@ def test_telegram_answers_updates_with_the_secret_token(messaging, apis, respons
     assert [m["text"] for m in user_messages(messaging, f"telegram:{chat_id}")] == [QUESTION]
     answer = variation(responses, "utter_faq/withdrawal_symptoms")
     assert sent_to(apis, chat_id) == answer.strip().split("\n\n")  # Rasa sends each paragraph
+
+
+def test_the_address_limit_does_not_refuse_an_apps_other_users(messaging, apis, responses):
+    """Every update comes from the same address here, as from Telegram's servers, and the
+    address limit is 1: each user is still answered."""
+    chats = [uuid.uuid4().int % 10**9 for _ in range(3)]
+    for chat_id in chats:
+        assert telegram_post(messaging, chat_id, QUESTION, SECRETS["TELEGRAM_SECRET_TOKEN"]).status_code == 200
+    answer = variation(responses, "utter_faq/withdrawal_symptoms").strip().split("\n\n")
+    assert [sent_to(apis, chat_id) for chat_id in chats] == [answer] * 3
 
 
 def facebook_post(server, body, signatures):
