@@ -19,6 +19,7 @@ import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from sanic import Blueprint, response
+from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 
 from rasa.core.channels.callback import CallbackInput
@@ -100,6 +101,12 @@ def stored_replies(tracker: Optional[DialogueStateTracker], message_id: Text) ->
     return replies
 
 
+async def refuse_oversized_kindly(request: Request, error: Exception) -> response.HTTPResponse:
+    """Sanic refuses a body over SANIC_REQUEST_MAX_SIZE before reading it, on every route;
+    its own 413 says only "Payload Too Large", this one gives the emergency numbers."""
+    return response.json(reply("", TOO_LONG), status=413)
+
+
 async def answer_root_without_version(request: Request, answer: response.HTTPResponse) -> Optional[response.HTTPResponse]:
     """Rasa's `/` says "Hello from Rasa: 3.6.x", which tells an attacker what to look up;
     this says the server is up and nothing more."""
@@ -169,8 +176,9 @@ class CheckedRestInput(RestInput):
             return response.json({"status": "ok"})
 
         @webhook.listener("before_server_start")
-        async def hide_version(app: Any, _: Any) -> None:
+        async def hide_version_and_refuse_kindly(app: Any, _: Any) -> None:
             app.register_middleware(answer_root_without_version, "response")
+            app.error_handler.add(PayloadTooLarge, refuse_oversized_kindly)
 
         @webhook.route("/forget", methods=["POST"])
         async def forget(request: Request) -> response.HTTPResponse:

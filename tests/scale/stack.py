@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Text
 import psycopg2
 import redis
 
-from conftest import BIN, MODEL, ROOT, RestClient, free_port, wait_for
+from conftest import BIN, MODEL, ROOT, RestClient, free_port, server_env, wait_for
 from deploy.render_nginx import render
 
 ORIGIN = "http://localhost:8080"  # the demo page's origin, as in scripts/run.sh
@@ -209,6 +209,8 @@ class Stack(RestClient):
             "TICKET_LOCK_LIFETIME": "20",
             # The replicas count the client's address that nginx passes on, not nginx's own.
             "SANIC_PROXIES_COUNT": "1",
+            # A body over 256 KiB is refused before it is read, behind nginx too (server.env).
+            "SANIC_REQUEST_MAX_SIZE": server_env()["SANIC_REQUEST_MAX_SIZE"],
             # Every replica signs and checks the widget's conversation ids with one secret.
             "CHAT_SESSION_SECRET": secrets.token_hex(32),
         }

@@ -6,11 +6,12 @@ import time
 
 import pytest
 import redis
+import requests
 
 from channels import guard
 from channels.guard import Guard, Limits, MemoryCounts, RedisCounts, SQLiteCounts, readable
 from channels.messages import TOO_FAST, TOO_LONG
-from conftest import free_port
+from conftest import free_port, texts_of
 
 PHONE = "+15551234567"
 
@@ -126,3 +127,12 @@ def test_a_refused_or_failed_message_gets_the_kind_reply_on_channels_with_an_out
         asyncio.run(checked.wrap(failing)(UserMessage(text, output, "telegram:42", input_channel="telegram")))
     assert output.sent == [("telegram:42", TOO_LONG), ("telegram:42", CANNOT_ANSWER)]
     assert all("911" in text and "988" in text for _, text in output.sent)
+
+
+@pytest.mark.parametrize("path", ["/webhooks/rest/webhook", "/webhooks/callback/webhook", "/socket.io/"])
+def test_a_body_over_the_size_limit_is_refused_unread_with_the_emergency_numbers(servers, path):
+    """Sanic refuses it before reading it (SANIC_REQUEST_MAX_SIZE), on any route, and says
+    where help is, as the guard's own 413 does."""
+    answer = requests.post(servers.url + path, data=b"x" * 300_000, timeout=60)
+    assert answer.status_code == 413
+    assert texts_of(answer.json()) == [TOO_LONG]

@@ -199,6 +199,9 @@ def test_oversized_requests_get_a_kind_413(stack: Stack):
         response = requests.post(url + "/webhooks/rest/webhook", json=body, timeout=60)
         assert response.status_code == 413
         assert texts_of(response.json()) == [TOO_LONG]
+    # A replica refuses a large body on any route before reading it (SANIC_REQUEST_MAX_SIZE).
+    response = requests.post(stack.replicas[0].url + "/socket.io/", data=b"x" * 300_000, timeout=60)
+    assert response.status_code == 413 and texts_of(response.json()) == [TOO_LONG]
 
 
 def test_a_conversation_id_the_client_chose_is_refused_through_nginx(stack: Stack):
