@@ -58,6 +58,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -182,14 +183,16 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         self._cache: "OrderedDict[Text, DialogueStateTracker]" = OrderedDict()
         # None keeps conversations for ever.
         self.retention_days = None if retention_days in (None, "") else float(retention_days)
-        self._next_purge = 0.0  # time.monotonic() of the next purge: the first save
-        self._purging: Optional[asyncio.Future] = None
+        # Set after each retention purge (tests wait on it).
+        self.purged = threading.Event()
         url = self.engine.url
         self.engine.dispose()
         self.engine = self._create_engine(url)
         self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
         self._table = self.SQLEvent.__table__
         self._prepare_statements(self.SQLEvent.__tablename__)
+        if self.retention_days is not None:
+            self._start_retention()
 
     @staticmethod
     def _create_engine(url: Any) -> "sa.engine.Engine":
@@ -307,7 +310,6 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         if self.event_broker is not None:
             for event in events:
                 self.event_broker.publish({"sender_id": tracker.sender_id, **event.as_dict()})
-        self._purge_when_due()
 
     async def _append(self, sender_id: Text, mark: _Mark, events: List[Event]) -> _Appended:
         """One transaction: the rows after the mark re-read, the missing events appended."""
@@ -340,15 +342,18 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         processes notice at their next read)."""
         self._cache.pop(sender_id, None)
 
-    def _purge_when_due(self) -> None:
-        """Starts a retention purge in a worker thread, at most once per PURGE_INTERVAL:
-        the reply does not wait for it."""
-        if self.retention_days is None or time.monotonic() < self._next_purge:
-            return
-        if self._purging is not None and not self._purging.done():
-            return
-        self._next_purge = time.monotonic() + PURGE_INTERVAL
-        self._purging = asyncio.get_running_loop().run_in_executor(None, self._purge_expired)
+    def _start_retention(self) -> None:
+        """Purges now and every PURGE_INTERVAL seconds in a thread of this process, so
+        that an idle server deletes expired conversations on time too; no reply waits
+        for it."""
+
+        def purge_regularly() -> None:
+            while True:
+                self._purge_expired()
+                self.purged.set()
+                time.sleep(PURGE_INTERVAL)
+
+        threading.Thread(target=purge_regularly, name="retention", daemon=True).start()
 
     def _purge_expired(self) -> None:
         """Deletes the sessions older than `retention_days`; a failure is only logged, the

@@ -228,19 +228,21 @@ def test_a_returning_users_old_session_expires_and_the_new_one_stays(domain, tmp
     assert asyncio.run(store.retrieve("returning")) is not None
 
 
-def test_the_server_store_purges_expired_sessions_by_itself(domain, tmp_path):
-    store = CachedSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"), retention_days=30)
+def test_the_server_store_purges_expired_sessions_by_itself_even_when_idle(domain, tmp_path):
+    """Written before the server starts, read by nobody since: gone once the server runs,
+    without a message; later purges wait for the interval."""
+    db = str(tmp_path / "tracker.db")
+    unpurged = CachedSQLTrackerStore(domain, dialect="sqlite", db=db)
+    asyncio.run(unpurged.save(conversation(domain, "old", [(days_ago(40), ["old words"])])))
+    asyncio.run(unpurged.save(conversation(domain, "recent", [(days_ago(3), ["recent words"])])))
 
-    async def chat() -> None:
-        await store.save(conversation(domain, "old", [(days_ago(40), ["old words"])]))
-        first = store._purging
-        assert first is not None  # started by the save, without waiting for it
-        await first
-        await store.save(conversation(domain, "later", [(days_ago(31), ["more old words"])]))
-        assert store._purging is first  # at most once an hour
-
-    asyncio.run(chat())
+    store = CachedSQLTrackerStore(domain, dialect="sqlite", db=db, retention_days=30)
+    assert store.purged.wait(timeout=30)
     assert user_texts(store, "old") is None
+    assert user_texts(store, "recent") == ["recent words"]
+    store.purged.clear()
+    asyncio.run(store.save(conversation(domain, "later", [(days_ago(31), ["more old words"])])))
+    assert not store.purged.wait(timeout=1)  # at most once an hour
     assert user_texts(store, "later") == ["more old words"]
 
 
@@ -249,14 +251,10 @@ def test_a_failed_automatic_purge_is_logged_and_the_server_goes_on(domain, tmp_p
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(stores.sql, "purge", broken)
-    store = CachedSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"), retention_days=30)
-
-    async def chat() -> None:
-        await store.save(conversation(domain, "someone", [(days_ago(0), ["hi"])]))
-        await store._purging
-
     with caplog.at_level(logging.ERROR, logger="stores.sql"):
-        asyncio.run(chat())
+        store = CachedSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"), retention_days=30)
+        assert store.purged.wait(timeout=30)
+        asyncio.run(store.save(conversation(domain, "someone", [(days_ago(0), ["hi"])])))
     assert "Retention purge failed" in caplog.text and "disk on fire" in caplog.text
     assert user_texts(store, "someone") == ["hi"]
 

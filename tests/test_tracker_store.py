@@ -394,17 +394,13 @@ def test_a_tracker_saved_again_adds_nothing(store, database):
 
 
 def test_the_store_purges_expired_sessions_by_itself(database):
-    """Retention, automatic on every database: a returning user's old session goes, the
-    new one stays, and the store still answers from it."""
+    """Retention, automatic on every database as the server starts: a returning user's
+    old session goes, the new one stays, and the store still answers from it."""
     domain = Domain.empty()
+    asyncio.run(database.store(domain).save(sessions_of(domain, "returning", [(days_ago(40), ["an old story"]),
+                                                                              (days_ago(1), ["back again"])])))
     store = database.store(domain, retention_days=30)
-
-    async def chat_and_purge() -> None:
-        await store.save(sessions_of(domain, "returning", [(days_ago(40), ["an old story"]),
-                                                            (days_ago(1), ["back again"])]))
-        await store._purging
-
-    asyncio.run(chat_and_purge())
+    assert store.purged.wait(timeout=30)
     assert database.texts("returning") == ["back again", "Hi!"]
     tracker = asyncio.run(store.retrieve("returning"))
     assert [event.text for event in tracker.events if isinstance(event, UserUttered)] == ["back again"]
