@@ -53,6 +53,8 @@ def open_store(endpoints: Path) -> TrackerStore:
         if not db.is_file():
             raise ReviewError(f"no conversation database at {db}")
         config.kwargs["db"] = str(db)
+    # The server applies the retention period; a review command deletes only when told to.
+    config.kwargs.pop("retention_days", None)
     return TrackerStore.create(config, Domain.load(str(ROOT / "domain")))
 
 
