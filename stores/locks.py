@@ -23,7 +23,7 @@ from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 from rasa.utils.endpoints import EndpointConfig
 
-from stores.sql import use_wal
+from stores.sql import create_private, use_wal
 
 
 class SQLiteLockStore(LockStore):
@@ -31,6 +31,7 @@ class SQLiteLockStore(LockStore):
 
     def __init__(self, endpoint_config: EndpointConfig) -> None:
         self.db = str((endpoint_config.kwargs or {}).get("db", "locks.db"))
+        create_private(self.db)
         self._connection: Optional[sqlite3.Connection] = None
         self._pid = 0
         self._thread: Optional[ThreadPoolExecutor] = None

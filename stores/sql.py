@@ -127,6 +127,17 @@ class _Appended:
     intact: bool  # the rows up to the mark are still there
 
 
+def create_private(path: Text) -> None:
+    """Creates a SQLite file that only its owner may read (0600), if there is none yet;
+    its write-ahead log takes the same mode. Conversations hold health details that
+    other accounts on the machine have no business reading."""
+    if path and path != ":memory:":
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+
+
 def use_wal(connection: Any, _record: Any = None) -> None:
     """Write-ahead logging, `synchronous=NORMAL`; retried while another worker switches it."""
     for attempt in range(50):
@@ -177,6 +188,8 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         retention_days: Optional[Union[int, float, Text]] = None,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("dialect", "sqlite") == "sqlite":
+            create_private(kwargs.get("db", "rasa.db"))
         super().__init__(*args, **kwargs)
         self.recent_events = int(recent_events)
         self.cache_size = int(cache_size)

@@ -177,6 +177,19 @@ SECRET = "zebra quartz lullaby"
 PHONE_SENDER = "+15557654321"
 
 
+def test_only_the_owner_may_read_the_conversation_and_lock_files(domain, tmp_path):
+    from rasa.utils.endpoints import EndpointConfig
+
+    from stores.locks import SQLiteLockStore
+
+    store = CachedSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    asyncio.run(store.save(conversation(domain, "someone", [(days_ago(0), ["my son is using again"])])))
+    SQLiteLockStore(EndpointConfig(db=str(tmp_path / "locks.db")))
+    files = sorted(tmp_path.glob("*.db*"))
+    assert {path.name for path in files} >= {"tracker.db", "tracker.db-wal", "locks.db"}
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in files} == {path.name: "0o600" for path in files}
+
+
 @pytest.mark.parametrize("store_class", [CachedSQLTrackerStore, SQLTrackerStore])
 def test_purge_leaves_no_deleted_text_in_the_files(domain, tmp_path, store_class):
     """The review tool purges while the server's store (WAL mode, open connections) runs;
