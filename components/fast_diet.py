@@ -20,6 +20,7 @@ token of every example. Here each example keeps only its first token's (the sequ
 layer needs one), so the weights that matter see the same inputs at a fraction of
 the cost. Config options, saved model and loading are Rasa's own.
 """
+import logging
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Text, Tuple
 
@@ -40,6 +41,8 @@ from rasa.utils.tensorflow.constants import (
     NUM_TRANSFORMER_LAYERS,
     SOFTMAX,
 )
+
+logger = logging.getLogger(__name__)
 
 Dense = Tuple[np.ndarray, np.ndarray]  # kernel, bias
 
@@ -71,6 +74,8 @@ class SentenceScorer:
 
     @classmethod
     def from_model(cls, model: Any, featurizers: List[Text]) -> "SentenceScorer":
+        """Reads the weights out of Rasa's Keras model. This touches private attributes
+        of Rasa 3.6's model classes: another layout raises, and the caller falls back."""
         sequence_layer = model._tf_layers["sequence_layer.text"]
         combining = sequence_layer._tf_layers["feature_combining"]._tf_layers
         sentence = combining["sparse_dense.sentence"]._tf_layers.get("sparse_to_dense")
@@ -132,6 +137,7 @@ class _NumPyPrediction:
     config lets nothing else reach the labels (see the module docstring)."""
 
     _scorer: Optional[SentenceScorer] = None
+    _scorer_failed = False
 
     def _sentence_only(self) -> bool:
         """Whether the config lets only sentence features reach the labels."""
@@ -150,8 +156,15 @@ class _NumPyPrediction:
         return component
 
     def _scorer_or_none(self) -> Optional[SentenceScorer]:
-        if self._scorer is None and self.model is not None and self._sentence_only():
-            self._scorer = SentenceScorer.from_model(self.model, self.component_config[FEATURIZERS])
+        """The NumPy scorer; None (Rasa's own prediction) where the config needs more than
+        sentence features, or once the model's layout was not the one expected."""
+        if self._scorer is None and not self._scorer_failed and self.model is not None and self._sentence_only():
+            try:
+                self._scorer = SentenceScorer.from_model(self.model, self.component_config[FEATURIZERS])
+            except Exception as error:
+                self._scorer_failed = True
+                logger.warning("%s predicts with Rasa's own code: its model's layout is not the one expected (%s: %s).",
+                               type(self).__name__, type(error).__name__, error)
         return self._scorer
 
     def _create_model_data(

@@ -84,3 +84,24 @@ def test_training_sees_the_first_token_only_and_the_whole_sentence(bot, both_pat
         assert sequence.features.shape[0] > 1 and cut_sequence.features.shape[0] == 1
         np.testing.assert_array_equal(_array(cut_sequence.features), _array(sequence.features)[:1])
         np.testing.assert_array_equal(_array(cut_sentence.features), _array(sentence.features))
+
+
+def test_an_unexpected_model_layout_falls_back_to_rasas_prediction_with_one_warning(bot, monkeypatch, caplog):
+    """fast_diet reads private attributes of Rasa's model: if a Rasa version lays them out
+    differently, the assistant still answers, with Rasa's own (slower) prediction."""
+    component = next(c for c in components(bot) if isinstance(c, FastDIETClassifier))
+    text = "what are the symptoms of opiate withdrawal"
+    expected = bot.parse(text)["intent"]
+
+    def changed_layout(*_args):
+        raise KeyError("sequence_layer.text")
+
+    monkeypatch.setattr(component, "_scorer", None)
+    monkeypatch.setattr(component, "_scorer_failed", False)
+    monkeypatch.setattr("components.fast_diet.SentenceScorer.from_model", changed_layout)
+    with caplog.at_level("WARNING", logger="components.fast_diet"):
+        parsed = [bot.parse(text)["intent"] for _ in range(3)]
+    assert [p["name"] for p in parsed] == [expected["name"]] * 3
+    assert all(abs(p["confidence"] - expected["confidence"]) < 1e-5 for p in parsed)
+    warnings = [r for r in caplog.records if "layout is not the one expected" in r.getMessage()]
+    assert len(warnings) == 1 and component._scorer is None
