@@ -47,7 +47,7 @@ $(VENV)/.installed: requirements.lock
 
 # The spaCy pipeline and the checked sentence-model weights (and their ONNX graph) that
 # config.yml points to.
-build/.ready: $(VENV)/.installed scripts/prepare_models.py components/minilm_featurizer.py data/nlu/medication.yml data/nlu/loved_one.yml
+build/.ready: $(VENV)/.installed scripts/prepare_models.py scripts/onnx_export.py data/nlu/medication.yml data/nlu/loved_one.yml
 	$(BIN)/python scripts/prepare_models.py
 	@touch $@
 

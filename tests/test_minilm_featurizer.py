@@ -78,3 +78,15 @@ def test_padded_training_batches_match_tensorflow(featurizers):
         for want, got in zip(expected, actual):
             assert got.shape == want.shape
             np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_the_component_needs_onnx_runtime_only_not_the_build_time_exporter():
+    """Writing the graph is build work (scripts/onnx_export.py); running it needs only
+    ONNX Runtime."""
+    import subprocess
+    import sys
+
+    check = "import sys, components.minilm_featurizer; print('onnx' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
+    assert "onnx" not in MiniLMFeaturizer.required_packages()
