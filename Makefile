@@ -18,14 +18,15 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run shell test test-scale test-security validate evaluate bench review lock clean
+.PHONY: help install test-packages train run shell test test-scale test-security validate evaluate bench review lock clean
 
 help:
 	@echo "make run      install, train if needed, start the assistant (Rasa on 5005, actions on 5055)"
 	@echo "make test     install, train if needed, run the whole test suite"
 	@echo "make test-scale  only the scale-out, fault and fuzzing tests (tests/scale/, part of make test)"
 	@echo "make test-security  only the attacks on every channel and on the scale stack (tests/security/, part of make test)"
-	@echo "make install  create .venv with the locked packages"
+	@echo "make install  create .venv with the locked packages, the models and the widget (what make run needs)"
+	@echo "make test-packages  the Debian packages only the tests need (apt-get, as root; part of make test)"
 	@echo "make train    train a model into $(MODEL)"
 	@echo "make shell    chat with the assistant in this terminal"
 	@echo "make validate check the training data and domain"
@@ -33,9 +34,11 @@ help:
 	@echo "make review  the trainers' conversation review (ARGS='list|show|export|import|story|purge ...', see README)"
 	@echo "make bench    this assistant against the stock rasa init bot -> bench/results/latest.md"
 
-install: build/.system $(VENV)/.installed build/.ready build/widget/widget.js
+install: $(VENV)/.installed build/.ready build/widget/widget.js
 
-# Debian packages from system-packages.txt (browser, databases, proxy for the tests).
+# Debian packages from system-packages.txt: the browser, databases and proxy that only the
+# tests need (make run needs none of them, nor root).
+test-packages: build/.system
 build/.system: system-packages.txt scripts/install_system_packages.sh
 	bash scripts/install_system_packages.sh
 	@mkdir -p build && touch $@
@@ -73,7 +76,7 @@ run: install $(MODEL)
 shell: install $(MODEL)
 	@bash scripts/run.sh shell
 
-test: install $(MODEL)
+test: install test-packages $(MODEL)
 	$(BIN)/python -m pytest tests
 
 # Speed and memory against the stock `rasa init` bot (about 8 minutes; not part of test).
@@ -81,10 +84,10 @@ bench: install
 	$(BIN)/python -m bench.run
 
 # PostgreSQL, Redis, nginx, two Rasa replicas and an action server on loopback (see deploy/).
-test-scale: install $(MODEL)
+test-scale: install test-packages $(MODEL)
 	$(BIN)/python -m pytest tests/scale
 
-test-security: install $(MODEL)
+test-security: install test-packages $(MODEL)
 	$(BIN)/python -m pytest tests/security
 
 # Review stored conversations, e.g. make review ARGS='list --flag fallback'.
