@@ -77,6 +77,7 @@ shell: install $(MODEL)
 	@bash scripts/run.sh shell
 
 test: install test-packages $(MODEL)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests
 
 # Speed and memory against the stock `rasa init` bot (about 8 minutes; not part of test).

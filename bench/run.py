@@ -221,7 +221,7 @@ def markdown(result: Dict[Text, Any]) -> Text:
         rows.append((label, fmt.format(ours), fmt.format(stock), f"{ratio(ours, stock):.2f}"))
 
     names = {1: "1 user", 10: "10 users", 50: "50 users"}
-    for index, (ours, stock) in enumerate(zip(a["loads"], s["loads"])):
+    for ours, stock in zip(a["loads"], s["loads"], strict=True):
         label = names[ours["users"]]
         if ours["users"] == 1:
             add(f"{label}: p50 latency (ms)", ours["p50_ms"], stock["p50_ms"])
@@ -239,7 +239,8 @@ def markdown(result: Dict[Text, Any]) -> Text:
     table = "\n".join("| " + " | ".join(row) + " |" for row in [rows[0], ("---",) * 4, *rows[1:]])
 
     spreads = [
-        f"| {bot} {load['users']} users | {load['throughput_spread']:.0%} | {load['p50_ms_spread']:.0%} | {load['p95_ms_spread']:.0%} |"
+        f"| {bot} {load['users']} users | {load['throughput_spread']:.0%} | {load['p50_ms_spread']:.0%}"
+        f" | {load['p95_ms_spread']:.0%} |"
         for bot, results in (("assistant", a), ("stock", s)) for load in results["loads"]
     ]
     turn_ratios = result["turn100_over_turn1"]

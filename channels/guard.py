@@ -41,6 +41,9 @@ RATE_WINDOW = 60  # ... in this many seconds
 MAX_MESSAGE_CHARS = 256 * 1024  # as long as a request body may be
 
 # The address of the client whose request is being handled (set by GuardedInput).
+# What a channel hands each message to (Rasa's `on_new_message`).
+Handler = Callable[[UserMessage], Awaitable[Any]]
+
 CLIENT_ADDRESS: ContextVar[Optional[Text]] = ContextVar("client_address", default=None)
 
 
@@ -236,7 +239,7 @@ class Guard:
             return TOO_FAST
         return None
 
-    def wrap(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[Any]]:
+    def wrap(self, on_new_message: Handler) -> Handler:
         """`on_new_message` behind the guard, for channels that reply through an output channel."""
 
         async def guarded(message: UserMessage) -> Any:
@@ -276,7 +279,7 @@ class GuardedInput:
         channel.guard = Guard.from_credentials(credentials)
         return channel
 
-    def guarded(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[Any]]:
+    def guarded(self, on_new_message: Handler) -> Handler:
         return self.guard.wrap(on_new_message)
 
     @staticmethod
@@ -289,7 +292,7 @@ class GuardedInput:
 
         return webhook
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+    def blueprint(self, on_new_message: Handler) -> Blueprint:
         return self.watch_addresses(super().blueprint(self.guarded(on_new_message)))  # type: ignore[misc]
 
 
@@ -306,7 +309,7 @@ class MessagingAppInput(GuardedInput):
     def watch_addresses(webhook: Blueprint) -> Blueprint:
         return webhook
 
-    def guarded(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[Any]]:
+    def guarded(self, on_new_message: Handler) -> Handler:
         async def in_namespace(message: UserMessage) -> Any:
             return await on_new_message(in_app_namespace(self.name(), message))  # type: ignore[attr-defined]
 

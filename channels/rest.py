@@ -107,7 +107,9 @@ async def refuse_oversized_kindly(request: Request, error: Exception) -> respons
     return response.json(reply("", TOO_LONG), status=413)
 
 
-async def answer_root_without_version(request: Request, answer: response.HTTPResponse) -> Optional[response.HTTPResponse]:
+async def answer_root_without_version(
+    request: Request, answer: response.HTTPResponse
+) -> Optional[response.HTTPResponse]:
     """Rasa's `/` says "Hello from Rasa: 3.6.x", which tells an attacker what to look up;
     this says the server is up and nothing more."""
     if request.path == "/" and answer.status == 200:
@@ -139,10 +141,10 @@ class CheckedRestInput(RestInput):
         )
 
     def __init__(
-        self, limits: Limits = Limits(), max_body_bytes: int = MAX_BODY_BYTES,
+        self, limits: Optional[Limits] = None, max_body_bytes: int = MAX_BODY_BYTES,
         ids: Optional[SessionIds] = None, issued_ids_only: bool = True,
     ) -> None:
-        self.guard = Guard(limits)
+        self.guard = Guard(limits or Limits())
         self.max_body_bytes = max_body_bytes
         self.ids = ids or SessionIds.from_credentials(None)
         # True: a client resumes only conversations the server issued to it. False (the

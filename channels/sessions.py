@@ -37,7 +37,7 @@ def session_secret(path: Path) -> bytes:
             if secret:
                 return secret
             time.sleep(0.02)
-        raise RuntimeError(f"{path} is empty; delete it and restart")
+        raise RuntimeError(f"{path} is empty; delete it and restart") from None
     secret = secrets.token_hex(32).encode("ascii")
     with os.fdopen(descriptor, "wb") as file:
         file.write(secret)

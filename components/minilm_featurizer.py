@@ -77,7 +77,7 @@ class MiniLMFeaturizer(LanguageModelFeaturizer):
             )
             for start in range(0, len(distinct), BATCH_SIZE):
                 batch = distinct[start : start + BATCH_SIZE]
-                for example, doc in zip(batch, self._get_docs_for_batch(batch, attribute)):
+                for example, doc in zip(batch, self._get_docs_for_batch(batch, attribute), strict=True):
                     for same_text in by_text[example.get(attribute)]:
                         self._set_lm_features(doc, same_text, attribute)
         return training_data

@@ -96,10 +96,12 @@ def summary(scores: dict, real: dict) -> str:
     ]
     for name, row in sorted(intents.items()):
         if isinstance(row, dict) and "support" in row and name not in ("macro avg", "weighted avg", "micro avg"):
-            lines.append(f"| {name} | {row['precision']:.2f} | {row['recall']:.2f} | {row['f1-score']:.2f} | {row['support']} |")
+            lines.append(f"| {name} | {row['precision']:.2f} | {row['recall']:.2f} | {row['f1-score']:.2f}"
+                         f" | {row['support']} |")
     lines += ["", "## Real people's messages (tools/realworld.py)", ""] + realworld.summary_lines(real)
     lines += ["", "## Missed crisis messages", ""] + [f"- {t}" for t in scores["crisis_missed"] or ["none"]]
-    lines += ["", "## False alarms", ""] + [f"- {t}" for t in scores["false_alarms"] + scores["near_miss_alarms"] or ["none"]]
+    alarms = scores["false_alarms"] + scores["near_miss_alarms"]
+    lines += ["", "## False alarms", ""] + [f"- {t}" for t in alarms or ["none"]]
     lines += ["", "## Held-out topic errors", ""] + [f"- {t}" for t in scores["topic_errors"] or ["none"]]
     lines += ["", "## Misclassified in cross-validation", ""]
     lines += [f"- {t}" for t in misclassified(REPORTS / "nlu" / "intent_errors.json") or ["none"]]

@@ -90,7 +90,8 @@ def bert_graph(weights_dir: Text) -> bytes:
         hidden = dense(x, f"{name}.intermediate.dense")
         # Exact GELU: 0.5 h (1 + erf(h / sqrt 2)).
         erf = g.node("Erf", g.node("Div", hidden, scalar(f"sqrt2_{index}", np.sqrt(2.0))))
-        gelu = g.node("Mul", g.node("Mul", hidden, scalar(f"half{index}", 0.5)), g.node("Add", erf, scalar(f"one{index}", 1.0)))
+        half = g.node("Mul", hidden, scalar(f"half{index}", 0.5))
+        gelu = g.node("Mul", half, g.node("Add", erf, scalar(f"one{index}", 1.0)))
         x = layer_norm(g.node("Add", x, dense(gelu, f"{name}.output.dense")), f"{name}.output.LayerNorm")
     g.nodes[-1].output[0] = "hidden"
 

@@ -275,7 +275,9 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             rows, last_id = session.execute(self._state, {"sender": sender_id}).one()
             tracker = self._cache.get(sender_id)
             mark = _mark(tracker) if tracker is not None else None
-            if rows and (mark is None or (mark.rows, mark.last_id, mark.length) != (rows, last_id, len(tracker.events))):
+            current = (rows, last_id, len(tracker.events)) if tracker is not None else None
+            cached = mark is not None and (mark.rows, mark.last_id, mark.length) == current
+            if rows and not cached:
                 tracker = self._load_recent(session, sender_id, rows, last_id)
         if not rows or tracker is None:
             self._cache.pop(sender_id, None)

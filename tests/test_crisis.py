@@ -89,7 +89,8 @@ def test_crisis_interrupts_a_conversation_and_follows_up(bot, responses):
     )
     # Someone may be overdosing: 911 and first aid first, then a question about them.
     assert texts_of(replies[1]) == [
-        variation(responses, "utter_crisis", crisis_path="overdose"), variation(responses, "utter_ask_safe", crisis_path="overdose")
+        variation(responses, "utter_crisis", crisis_path="overdose"),
+        variation(responses, "utter_ask_safe", crisis_path="overdose"),
     ]
     assert texts_of(replies[2]) == [responses["utter_crisis_not_safe"][0]["text"]]
 

@@ -20,7 +20,8 @@ ODD_INPUTS = ["", "?!", "🙏🙏", "k", "¿dónde puedo encontrar ayuda?", "wit
 
 def components(bot) -> List[Any]:
     nodes = bot.agent.processor.graph_runner._instantiated_nodes.values()
-    return [node._component for node in nodes if isinstance(node._component, (FastDIETClassifier, FastResponseSelector))]
+    fast = (FastDIETClassifier, FastResponseSelector)
+    return [node._component for node in nodes if isinstance(node._component, fast)]
 
 
 @pytest.fixture

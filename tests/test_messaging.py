@@ -191,11 +191,13 @@ def test_a_full_conversation_over_the_callback_channel(messaging, callback_app, 
 
     callback_say(messaging, sender, CRISIS_MESSAGE)
     crisis = [body for _, body in callback_app.take()]
-    assert texts_of(crisis) == [variation(responses, "utter_crisis", crisis_path="overdose"), variation(responses, "utter_ask_safe", crisis_path="overdose")]
+    assert texts_of(crisis) == [variation(responses, "utter_crisis", crisis_path="overdose"),
+                                variation(responses, "utter_ask_safe", crisis_path="overdose")]
     assert "(tel:911)" in crisis[0]["text"]
 
     callback_say(messaging, sender, crisis[1]["buttons"][0]["payload"])
-    assert texts_of([body for _, body in callback_app.take()]) == [variation(responses, "utter_crisis_safe", crisis_path="overdose")]
+    safe = variation(responses, "utter_crisis_safe", crisis_path="overdose")
+    assert texts_of([body for _, body in callback_app.take()]) == [safe]
 
 
 def test_a_refused_message_gets_the_kind_reply_on_the_callback_channel_and_telegram(messaging, callback_app, apis):
@@ -452,7 +454,7 @@ def output_channel(name, api):
 def sent_texts(name, sent):
     """The texts a platform was asked to show, and the button titles it got."""
     texts, buttons = [], []
-    for path, body in sent:
+    for _path, body in sent:
         if name == "slack":
             texts.append(body["text"])
             for block in body.get("blocks", []):
@@ -486,7 +488,8 @@ def test_the_crisis_reply_reaches_every_messaging_app(bot, platforms, responses,
 
     plain = variation(responses, "utter_crisis", crisis_path="overdose")  # the default, with markdown links
     crisis = variation(responses, "utter_crisis", channel=name, crisis_path="overdose")
-    ask_safe = next(v for v in responses["utter_ask_safe"] if v.get("condition") and v["condition"][0]["value"] == "overdose")
+    ask_safe = next(v for v in responses["utter_ask_safe"]
+                    if v.get("condition") and v["condition"][0]["value"] == "overdose")
     assert "](tel:" in plain and "](" not in crisis
     for number in ("911", "988", "1-800-662-4357"):
         assert number in crisis

@@ -74,8 +74,8 @@ def test_padded_training_batches_match_tensorflow(featurizers):
         data = f.process_training_data(training_data())
         batches.append([(features(m), features(m, RESPONSE)) for m in data.training_examples])
     assert len(batches[0]) == len(batches[1]) == 2 * len(TEXTS)
-    for expected, actual in zip(*batches):
-        for want, got in zip(expected, actual):
+    for expected, actual in zip(*batches, strict=True):
+        for want, got in zip(expected, actual, strict=True):
             assert got.shape == want.shape
             np.testing.assert_allclose(got, want, atol=1e-4)
 

@@ -52,7 +52,8 @@ def test_a_loved_one_changes_the_wording(servers, responses):
 
 def test_crisis_over_rest(servers, responses):
     answer = replies(servers, new_sender(), "i took a whole bottle of pills")
-    assert texts_of(answer)[:2] == [variation(responses, "utter_crisis", crisis_path="overdose"), variation(responses, "utter_ask_safe", crisis_path="overdose")]
+    assert texts_of(answer)[:2] == [variation(responses, "utter_crisis", crisis_path="overdose"),
+                                    variation(responses, "utter_ask_safe", crisis_path="overdose")]
 
 
 def test_dosing_questions_are_refused_kindly(servers, responses):

@@ -65,7 +65,8 @@ def expected(responses, servers):
     }
     answer = responses["utter_faq/withdrawal_symptoms"][0]
     button = answer["buttons"][0]
-    ask_safe = next(v for v in responses["utter_ask_safe"] if v.get("condition") and v["condition"][0]["value"] == "overdose")
+    ask_safe = next(v for v in responses["utter_ask_safe"]
+                    if v.get("condition") and v["condition"][0]["value"] == "overdose")
     return {
         "question": QUESTION,
         "answer": variation(responses, "utter_faq/withdrawal_symptoms"),

@@ -203,7 +203,8 @@ def summary_lines(report: Dict[Text, Any]) -> List[Text]:
     lines += ["", "Required: " + ", ".join(f"{k} {'<=' if k == 'false_alarm_rate' else '>='} {v}"
                                            for k, v in REQUIRED.items()), ""]
     for name, part in report.items():
-        lines += [f"### {name}: per source", "", "| source | cases | topic | crisis recall | false alarms | out of scope |",
+        lines += [f"### {name}: per source", "",
+                  "| source | cases | topic | crisis recall | false alarms | out of scope |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for source, f in part["by_source"].items():
             lines.append(f"| {source} | {f['cases']} | {cell(f['topic_accuracy'])} | {cell(f['crisis_recall'])}"
