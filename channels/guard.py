@@ -185,7 +185,7 @@ def _hashed(kind: Text, value: Text) -> Text:
 async def say(message: UserMessage, text: Text) -> None:
     """Sends `text` to the writer of `message`, never raising: there is no one else to tell."""
     try:
-        await message.output_channel.send_text_message(message.sender_id, text)
+        await message.output_channel.send_response(message.sender_id, {"text": text})
     except Exception as error:
         logger.error("Could not send a kind reply on %s: %s", message.input_channel, type(error).__name__)
 
@@ -310,7 +310,11 @@ class MessagingAppInput(GuardedInput):
         return webhook
 
     def guarded(self, on_new_message: Handler) -> Handler:
-        async def in_namespace(message: UserMessage) -> Any:
-            return await on_new_message(in_app_namespace(self.name(), message))  # type: ignore[attr-defined]
+        """Moved into the app's conversations first, so that the guard counts
+        `telegram:42`, which no other channel can send as."""
+        checked = super().guarded(on_new_message)
 
-        return super().guarded(in_namespace)
+        async def in_namespace(message: UserMessage) -> Any:
+            return await checked(in_app_namespace(self.name(), message))  # type: ignore[attr-defined]
+
+        return in_namespace

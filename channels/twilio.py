@@ -90,13 +90,14 @@ class CheckedTwilioInput(TwilioInput):
         agent = request.app.ctx.agent
         phone, message_id = request.form.get("From"), request.form.get("MessageSid")
         text = readable(request.form.get("Body") or "").replace("¡", "@")  # carriers garble @
-        # Twilio's servers send every user's SMS: no per-address limit (see MessagingAppInput).
-        refusal = await self.guard.refusal(phone, None, text)
-        if refusal:
-            return refusal
         message = in_app_namespace(self.name(), UserMessage(
             text, self.get_output_channel(), phone, input_channel=self.name(), message_id=message_id
         ))
+        # Counted as `twilio:<phone>`; Twilio's servers send every user's SMS, so no
+        # per-address limit (see MessagingAppInput).
+        refusal = await self.guard.refusal(message.sender_id, None, text)
+        if refusal:
+            return refusal
         async with agent.lock_store.lock(message.sender_id):
             tracker = await agent.tracker_store.retrieve_full_tracker(message.sender_id)
             if message_id and handled_before(tracker, message_id):

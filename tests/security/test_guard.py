@@ -7,6 +7,7 @@ import time
 import pytest
 import redis
 import requests
+from rasa.core.channels.channel import OutputChannel
 
 from channels import guard
 from channels.guard import Guard, Limits, MemoryCounts, RedisCounts, SQLiteCounts, readable
@@ -100,7 +101,7 @@ def test_text_is_made_readable(text, cleaned):
     assert readable(text) == cleaned
 
 
-class RecordingOutput:
+class RecordingOutput(OutputChannel):
     """An output channel that keeps what it was asked to send."""
 
     def __init__(self):
@@ -136,3 +137,29 @@ def test_a_body_over_the_size_limit_is_refused_unread_with_the_emergency_numbers
     answer = requests.post(servers.url + path, data=b"x" * 300_000, timeout=60)
     assert answer.status_code == 413
     assert texts_of(answer.json()) == [TOO_LONG]
+
+
+def test_a_messaging_apps_user_is_counted_in_the_apps_namespace():
+    """A callback sender named like a Telegram chat cannot use up that person's messages."""
+    from rasa.core.channels.channel import UserMessage
+
+    from channels.guard import MessagingAppInput
+
+    class App(MessagingAppInput):
+        guard = Guard(Limits(per_conversation=1))
+
+        @classmethod
+        def name(cls):
+            return "telegram"
+
+    App.guard._counts = MemoryCounts()
+    handled = []
+
+    async def handle(message):
+        handled.append(message.sender_id)
+
+    other_channel = App.guard.wrap(handle)
+    asyncio.run(other_channel(UserMessage("hi", RecordingOutput(), "42", input_channel="callback")))
+    asyncio.run(other_channel(UserMessage("hi", RecordingOutput(), "42", input_channel="callback")))
+    asyncio.run(App().guarded(handle)(UserMessage("help", RecordingOutput(), "42", input_channel="telegram")))
+    assert handled == ["42", "telegram:42"]
