@@ -13,13 +13,21 @@ conversation it names, and passes every message on unchecked. This one
 * deletes the conversation for real on `session_forget` ("Start over") and starts a
   new one;
 * sends each message through the guard (channels/guard.py) and answers kindly, with the
-  emergency numbers, when it cannot answer.
+  emergency numbers, when it cannot answer;
+* reaches every tab of a conversation, whichever worker process each tab is connected
+  to (`WorkerRelay`): python-socketio keeps rooms per process.
 
 The handlers are replaced through python-socketio's public `on()`; `eio` is pinned by
 tests/test_socketio.py.
 """
+import asyncio
+import json
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+import sqlite3
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Text
+
+from socketio.asyncio_pubsub_manager import AsyncPubSubManager
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
@@ -29,10 +37,77 @@ from channels.guard import Guard, client_address, readable
 from channels.messages import CANNOT_ANSWER, EMERGENCY
 from channels.rest import MAX_BODY_BYTES
 from channels.sessions import SessionIds, forget_conversation
+from stores.locks import SQLiteLockStore
+from stores.sql import use_wal
 
 logger = logging.getLogger(__name__)
 
 NOT_TEXT = f"I can only read text messages. Please type your question. {EMERGENCY}"
+
+
+class WorkerRelay(AsyncPubSubManager):
+    """python-socketio's client manager for several worker processes of one server.
+
+    Rooms live in each process, so a reply sent by the worker that handled a message
+    reached only that worker's sockets: a second tab of the conversation, connected to
+    the other worker, never showed it. Every emit goes through a table in the SQLite
+    lock store's file (`make run`), which each worker reads every POLL seconds and
+    delivers to its own sockets in the room. With another lock store (the replicas of
+    deploy/ run one worker each) emits stay in the process.
+    """
+
+    name = "worker-relay"
+    POLL = 0.05
+    KEEP_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        super().__init__(channel="socketio")
+        self._db: Optional[sqlite3.Connection] = None
+        self._local: "asyncio.Queue[Dict[Text, Any]]" = asyncio.Queue()
+
+    def _connection(self) -> Optional[sqlite3.Connection]:
+        """The lock store's SQLite file, opened once per process; None without one."""
+        if self._db is None:
+            store = getattr(Sanic.get_app().ctx.agent, "lock_store", None)
+            if not isinstance(store, SQLiteLockStore):
+                return None
+            self._db = sqlite3.connect(store.db, timeout=30, isolation_level=None, check_same_thread=False)
+            use_wal(self._db)
+            self._db.execute("CREATE TABLE IF NOT EXISTS socketio_relay"
+                             " (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, data TEXT NOT NULL)")
+        return self._db
+
+    async def _publish(self, data: Dict[Text, Any]) -> None:
+        db = self._connection()
+        if db is None:
+            return await self._local.put(data)
+        now = time.time()
+        await asyncio.get_running_loop().run_in_executor(None, self._write, db, json.dumps(data), now)
+
+    def _write(self, db: sqlite3.Connection, data: Text, now: float) -> None:
+        with db:
+            db.execute("INSERT INTO socketio_relay (at, data) VALUES (?, ?)", (now, data))
+            db.execute("DELETE FROM socketio_relay WHERE at < ?", (now - self.KEEP_SECONDS,))
+
+    async def _listen(self) -> AsyncIterator[Dict[Text, Any]]:
+        db = self._connection()
+        if db is None:
+            while True:
+                yield await self._local.get()
+        loop = asyncio.get_running_loop()
+        [(last,)] = await loop.run_in_executor(None, self._read, db, "SELECT COALESCE(MAX(id), 0) FROM socketio_relay")
+        while True:
+            rows = await loop.run_in_executor(
+                None, self._read, db, "SELECT id, data FROM socketio_relay WHERE id > ? ORDER BY id", (last,))
+            for row_id, data in rows:
+                last = row_id
+                yield json.loads(data)
+            if not rows:
+                await asyncio.sleep(self.POLL)
+
+    @staticmethod
+    def _read(db: sqlite3.Connection, query: Text, parameters: tuple = ()) -> List[Any]:
+        return db.execute(query, parameters).fetchall()
 
 
 class CheckedSocketIOInput(SocketIOInput):
@@ -54,6 +129,9 @@ class CheckedSocketIOInput(SocketIOInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = super().blueprint(on_new_message)
         sio = self.sio
+        # Set before any socket connects; python-socketio initialises it on the first.
+        sio.manager = WorkerRelay()
+        sio.manager.set_server(sio)
         # None: engine.io allows only the server's own origin; [] would turn the check off.
         sio.eio.cors_allowed_origins = self.allowed_origins or None
         sio.eio.max_http_buffer_size = MAX_BODY_BYTES

@@ -143,3 +143,24 @@ def test_starting_over_deletes_the_conversation_on_the_server(servers):
     assert old not in stored and new in stored
     raw = b"".join(path.read_bytes() for path in servers.db.parent.glob("tracker.db*"))
     assert secret.split()[-1].encode() not in raw
+
+
+def test_every_tab_of_a_conversation_sees_every_reply_whichever_worker_it_reached(servers, responses):
+    """Eight tabs of one conversation on a server with two worker processes: each
+    connection lands on either worker, and every tab gets the reply."""
+    async def run():
+        tabs = [Client(servers.url) for _ in range(8)]
+        for tab in tabs:
+            await tab.__aenter__()
+        try:
+            conversation = await tabs[0].session(None)
+            assert [await tab.session(conversation) for tab in tabs[1:]] == [conversation] * 7
+            first = await tabs[0].say("what is cold turkey")
+            others = [await asyncio.wait_for(tab.replies.get(), timeout=30) for tab in tabs[1:]]
+            return first, others
+        finally:
+            for tab in tabs:
+                await tab.__aexit__()
+    first, others = asyncio.run(run())
+    answer = variation(responses, "utter_faq/cold_turkey")
+    assert [reply["text"] for reply in [first, *others]] == [answer] * 8
