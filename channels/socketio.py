@@ -110,6 +110,18 @@ class WorkerRelay(AsyncPubSubManager):
         return db.execute(query, parameters).fetchall()
 
 
+def answers_websockets_itself(handle_request: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """engine.io's Sanic route: it answers a WebSocket over the connection itself and
+    returns None, which Sanic takes for a broken handler (a traceback at every close)
+    unless the handler is marked as a WebSocket's, as Sanic's own are."""
+
+    async def route(request: Any, *args: Any, **kwargs: Any) -> Any:
+        return await handle_request(request, *args, **kwargs)
+
+    route.is_websocket = True  # type: ignore[attr-defined]
+    return route
+
+
 class CheckedSocketIOInput(SocketIOInput):
     """socket.io channel with checked origins, owned conversations and the guard."""
 
@@ -132,6 +144,7 @@ class CheckedSocketIOInput(SocketIOInput):
         # Set before any socket connects; python-socketio initialises it on the first.
         sio.manager = WorkerRelay()
         sio.manager.set_server(sio)
+        sio.eio.handle_request = answers_websockets_itself(sio.eio.handle_request)
         # None: engine.io allows only the server's own origin; [] would turn the check off.
         sio.eio.cors_allowed_origins = self.allowed_origins or None
         sio.eio.max_http_buffer_size = MAX_BODY_BYTES

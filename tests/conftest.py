@@ -243,8 +243,12 @@ class Servers(RestClient):
         return process
 
     def stop(self) -> None:
+        """Stops both servers; a traceback in either log fails the tests that used them."""
         for process in (self.rasa, self.actions):
             stop_process_group(process)
+        for log in (self.rasa_log, self.workdir / "actions.log"):
+            text = log.read_text(errors="replace")
+            assert "Traceback" not in text, f"{log}:\n{text[text.index('Traceback') - 500:][:3000]}"
 
 
 @pytest.fixture(scope="session")
