@@ -85,7 +85,7 @@ def expected(responses, servers):
 
 SCENARIOS = [
     "conversation", "hostile", "keyboard", "mobile", "reconnect", "rest_fallback",
-    "storage", "idle", "local_storage", "malformed", "refused", "demo_server",
+    "storage", "idle", "local_storage", "malformed", "refused", "demo_server", "accessibility",
 ]
 
 

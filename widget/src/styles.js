@@ -17,7 +17,8 @@ header h2 { flex: 1; margin: 0; font-size: 1rem; }
 header button { border: 1px solid rgba(255,255,255,.7); background: transparent; color: #fff; border-radius: 6px; padding: 4px 8px; cursor: pointer; }
 .disclaimer { margin: 0; padding: 8px 12px; background: #fff4d6; border-bottom: 1px solid #e8d9a8; font-size: .85rem; }
 .status { padding: 2px 12px; font-size: .8rem; color: #555; min-height: 1.2em; }
-.log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 8px; margin: 0; list-style: none; }
+.log { flex: 1; overflow-y: auto; padding: 12px; }
+.messages { display: flex; flex-direction: column; gap: 8px; margin: 0; padding: 0; list-style: none; }
 .msg { max-width: 85%; padding: 8px 12px; border-radius: 14px; white-space: normal; overflow-wrap: anywhere; }
 .msg.bot { align-self: flex-start; background: #eef1f5; border-bottom-left-radius: 4px; }
 .msg.user { align-self: flex-end; background: #1d4f91; color: #fff; border-bottom-right-radius: 4px; }

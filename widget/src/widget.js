@@ -87,7 +87,10 @@ class ChatWidget {
     );
 
     this.status = el("div", { class: "status", role: "status", "aria-live": "polite" });
-    this.log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
+    // The live region holds the list: an <ol> given role="log" loses its list items.
+    this.logBox = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
+    this.log = el("ol", { class: "messages" });
+    this.logBox.appendChild(this.log);
     this.log.appendChild(el("li", { class: "msg bot" }, WELCOME));
     this.typing = el("li", { class: "typing", "aria-label": "The assistant is typing" }, "Typing…");
     this.typing.hidden = true;
@@ -104,7 +107,7 @@ class ChatWidget {
       this.submit(this.input.value);
     });
 
-    this.panel.append(header, disclaimer, this.status, this.log, this.replies, this.form);
+    this.panel.append(header, disclaimer, this.status, this.logBox, this.replies, this.form);
     this.root.append(this.launcher, this.panel);
     container.appendChild(host);
   }
@@ -207,10 +210,12 @@ class ChatWidget {
   showEntry(entry, live) {
     const crisis = entry.from === "bot" && isCrisis(entry.text);
     const item = el("li", { class: `msg ${entry.from}${crisis ? " crisis" : ""}` });
-    // A new crisis reply is announced at once, interrupting whatever is read out.
-    if (crisis && live) item.setAttribute("role", "alert");
     item.appendChild(el("span", { class: "sr-only" }, entry.from === "user" ? "You said: " : "Assistant: "));
-    item.appendChild(entry.from === "bot" ? formatText(entry.text) : document.createTextNode(entry.text));
+    const content = entry.from === "bot" ? formatText(entry.text) : document.createTextNode(entry.text);
+    // A new crisis reply is announced at once, interrupting whatever is read out (inside
+    // the list item, which must stay one).
+    const alert = crisis && live ? item.appendChild(el("div", { role: "alert" })) : null;
+    (alert || item).appendChild(content);
     this.log.insertBefore(item, this.typing);
     this.scrollDown();
     return item;
@@ -258,7 +263,7 @@ class ChatWidget {
   }
 
   scrollDown() {
-    this.log.scrollTop = this.log.scrollHeight;
+    this.logBox.scrollTop = this.logBox.scrollHeight;
   }
 }
 

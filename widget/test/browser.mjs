@@ -124,7 +124,7 @@ async function assertCrisisLinks(page) {
   const w = widget(page);
   const crisis = w.crisis.last();
   await crisis.waitFor();
-  assert.equal(await crisis.getAttribute("role"), "alert");
+  assert.equal(await crisis.locator('[role="alert"]').count(), 1);
   const links = await crisis.locator("a").evaluateAll((nodes) => nodes.map((a) => a.getAttribute("href")));
   assert.deepEqual(links, ["tel:911", "tel:988", "sms:988", "tel:18006624357"]);
   assert.equal(await bubbleText(crisis), shown(expected.crisis));
@@ -169,7 +169,7 @@ const scenarios = {
     await w.panel.waitFor();  // the panel stays open across pages
     assert.deepEqual(await w.bot.allTextContents(), before);
     assert.equal(await w.crisis.count(), 1);
-    assert.equal(await w.crisis.getAttribute("role"), null);  // shown, not announced again
+    assert.equal(await w.crisis.locator('[role="alert"]').count(), 0);  // shown, not announced again
     await waitOnline(page);
     // The reloaded page continues the server's conversation: "yes" answers "are you safe?".
     await w.replies.filter({ hasText: expected.safe_title }).click();
@@ -514,6 +514,37 @@ const scenarios = {
   },
 
   /** The demo page talks to the server written in it, never to one named in its URL. */
+  /** axe-core (WCAG 2.1 A and AA, and best practice) finds nothing on the closed widget,
+   * the open one and after a crisis reply, at 1280 px and at 360 px. */
+  async accessibility() {
+    const axeSource = readFileSync(new URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+    const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"];
+    const found = [];
+    let checks = 0;
+    for (const viewport of [{ width: 1280, height: 800 }, { width: 360, height: 740 }]) {
+      const { context, page } = await openDemo(viewport);
+      await page.addScriptTag({ content: axeSource });
+      const check = async (state) => {
+        const result = await page.evaluate((tags) => axe.run(document, { runOnly: { type: "tag", values: tags } }), tags);
+        checks += 1;
+        for (const v of result.violations) {
+          found.push(`${viewport.width} px, ${state}: ${v.id} (${v.impact}) at ${v.nodes.map((n) => n.target.join(" > ")).join("; ")}`);
+        }
+      };
+      const w = widget(page);
+      await check("closed");
+      await w.launcher.click();
+      await waitOnline(page);
+      await check("open");
+      await ask(page, expected.crisis_message, 2);
+      await assertCrisisLinks(page);
+      await check("after a crisis reply");
+      await context.close();
+    }
+    assert.deepEqual(found, []);
+    return { checks };
+  },
+
   async demo_server() {
     const context = await browser.newContext();
     const hosts = new Set();
