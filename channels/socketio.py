@@ -19,7 +19,7 @@ conversation it names, and passes every message on unchecked. This one
 
 The handlers are replaced through python-socketio's public `on()`; its `manager`
 (the client manager its constructor would take) and engine.io's `eio` with its
-`handle_request` route are set before the server starts. tests/test_socketio.py pins
+`handle_request` route are set before the server starts. tests/security/test_socketio.py pins
 all three (eight tabs on two workers; no traceback in the server's log at stop).
 """
 import asyncio

@@ -163,3 +163,28 @@ def test_a_messaging_apps_user_is_counted_in_the_apps_namespace():
     asyncio.run(other_channel(UserMessage("hi", RecordingOutput(), "42", input_channel="callback")))
     asyncio.run(App().guarded(handle)(UserMessage("help", RecordingOutput(), "42", input_channel="telegram")))
     assert handled == ["42", "telegram:42"]
+
+
+def test_both_workers_share_one_conversations_count(servers):
+    """The server runs two worker processes; 35 messages of one conversation, sent four at
+    a time so both workers take some, get 30 answers a minute between them, not 30 each."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    if time.time() % 60 > 45:  # the count is per minute: start in a fresh one
+        time.sleep(61 - time.time() % 60)
+    name = f"flood-{time.time()}"
+    statuses = [servers.say(name, "hi").status_code]
+    with ThreadPoolExecutor(4) as pool:
+        statuses += list(pool.map(lambda _: servers.say(name, "hi").status_code, range(34)))
+    assert sorted(statuses) == [200] * 30 + [429] * 5
+
+
+def test_signatures_and_secret_tokens_are_compared_in_constant_time(monkeypatch):
+    from channels import messaging
+
+    compared = []
+    monkeypatch.setattr(messaging.hmac, "compare_digest", lambda a, b: compared.append((a, b)) or a == b)
+    assert messaging.valid_signature("secret", b"{}", "sha256=0") is False
+    assert messaging.same_secret("token", "token") is True
+    assert len(compared) == 2
