@@ -18,9 +18,10 @@ from tools.training_data import normalise
 # 0.98, false alarms 3 %, topics 0.92, out of scope 0.85); results/realworld.md shows
 # both, and the gap is listed in the README.
 FLOORS = {
-    "shared_dev": {"topic_accuracy": 0.86, "crisis_recall": 0.98, "false_alarm_rate": 0.03, "out_of_scope_rate": 0.85},
+    "shared_dev": {"topic_accuracy": 0.88, "crisis_recall": 0.98, "false_alarm_rate": 0.03, "out_of_scope_rate": 0.88},
     "own_dev": {"topic_accuracy": 0.62, "crisis_recall": 0.93, "false_alarm_rate": 0.05, "out_of_scope_rate": 0.78},
     "own_blind": {"topic_accuracy": 0.48, "crisis_recall": 0.94, "false_alarm_rate": 0.15, "out_of_scope_rate": 0.44},
+    "own_blind2": {"topic_accuracy": 0.58, "crisis_recall": 0.9, "false_alarm_rate": 0.06, "out_of_scope_rate": 0.55},
 }
 
 
