@@ -66,6 +66,15 @@ class WorkerRelay(AsyncPubSubManager):
         super().__init__(channel="socketio")
         self._db: Optional[sqlite3.Connection] = None
         self._local: "asyncio.Queue[Dict[Text, Any]]" = asyncio.Queue()
+        self._last = 0  # the newest row this process has delivered or may skip
+
+    def initialize(self) -> None:
+        """On this process's first connection, before anything is sent to it: rows
+        written earlier are for sockets of other processes only."""
+        db = self._connection()
+        if db is not None:
+            self._last = db.execute("SELECT COALESCE(MAX(id), 0) FROM socketio_relay").fetchone()[0]
+        super().initialize()
 
     def _connection(self) -> Optional[sqlite3.Connection]:
         """The lock store's SQLite file, opened once per process; None without one."""
@@ -97,12 +106,11 @@ class WorkerRelay(AsyncPubSubManager):
             while True:
                 yield await self._local.get()
         loop = asyncio.get_running_loop()
-        [(last,)] = await loop.run_in_executor(None, self._read, db, "SELECT COALESCE(MAX(id), 0) FROM socketio_relay")
         while True:
             rows = await loop.run_in_executor(
-                None, self._read, db, "SELECT id, data FROM socketio_relay WHERE id > ? ORDER BY id", (last,))
+                None, self._read, db, "SELECT id, data FROM socketio_relay WHERE id > ? ORDER BY id", (self._last,))
             for row_id, data in rows:
-                last = row_id
+                self._last = row_id
                 yield json.loads(data)
             if not rows:
                 await asyncio.sleep(self.POLL)

@@ -72,6 +72,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def in_one_rate_window(seconds: float, window: float = 60) -> None:
+    """Waits, if need be, until at least `seconds` are left in the guard's current rate
+    window: its counts start again with each window, so a test of a limit that straddles
+    two of them would see the count reset."""
+    left = window - time.time() % window
+    if left < seconds:
+        time.sleep(left + 0.1)
+
+
 def wait_for(url: Text, process: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -3,6 +3,7 @@ hashed keys, and a message let through when the counts are down."""
 import asyncio
 import subprocess
 import time
+import uuid
 
 import pytest
 import redis
@@ -12,7 +13,7 @@ from rasa.core.channels.channel import OutputChannel
 from channels import guard
 from channels.guard import Guard, Limits, MemoryCounts, RedisCounts, SQLiteCounts, readable
 from channels.messages import TOO_FAST, TOO_LONG
-from conftest import free_port, texts_of
+from conftest import free_port, in_one_rate_window, texts_of
 
 PHONE = "+15551234567"
 
@@ -168,12 +169,10 @@ def test_a_messaging_apps_user_is_counted_in_the_apps_namespace():
 def test_both_workers_share_one_conversations_count(servers):
     """The server runs two worker processes; 35 messages of one conversation, sent four at
     a time so both workers take some, get 30 answers a minute between them, not 30 each."""
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
-    if time.time() % 60 > 45:  # the count is per minute: start in a fresh one
-        time.sleep(61 - time.time() % 60)
-    name = f"flood-{time.time()}"
+    in_one_rate_window(20)
+    name = f"flood-{uuid.uuid4().hex}"
     statuses = [servers.say(name, "hi").status_code]
     with ThreadPoolExecutor(4) as pool:
         statuses += list(pool.map(lambda _: servers.say(name, "hi").status_code, range(34)))

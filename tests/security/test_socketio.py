@@ -9,7 +9,7 @@ import socketio
 
 from channels.messages import TOO_FAST
 from channels.socketio import NOT_TEXT
-from conftest import ROOT, SOCKETIO, Servers, load_yaml, variation
+from conftest import ROOT, SOCKETIO, Servers, in_one_rate_window, load_yaml, variation
 
 SITE = "http://allowed.example"
 
@@ -113,6 +113,8 @@ def test_pages_of_other_sites_cannot_connect(strict):
 
 
 def test_flooding_and_odd_messages_get_kind_replies(strict, responses):
+    in_one_rate_window(20)
+
     async def run():
         async with Client(strict.url, SITE) as client:
             await client.session(None)

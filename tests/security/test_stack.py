@@ -18,7 +18,7 @@ import socketio
 from channels.messages import TOO_FAST, TOO_LONG
 from channels.guard import RATE_LIMIT
 from channels.rest import NOT_ISSUED
-from conftest import ROOT, texts_of
+from conftest import ROOT, in_one_rate_window, texts_of
 from scale.stack import ORIGIN, Stack
 
 EVIL = "https://evil.example"
@@ -224,6 +224,7 @@ def test_nginx_does_not_pass_the_callback_webhook(stack: Stack):
 
 
 def test_one_sender_is_rate_limited_with_a_clear_reply(stack: Stack):
+    in_one_rate_window(30)
     replica, sender = stack.replicas[0], new_sender()
     statuses = [stack.say(sender, "hi", url=replica.url).status_code for _ in range(RATE_LIMIT)]
     assert statuses == [200] * RATE_LIMIT
@@ -231,6 +232,25 @@ def test_one_sender_is_rate_limited_with_a_clear_reply(stack: Stack):
     assert limited.status_code == 429
     assert texts_of(limited.json()) == [TOO_FAST]
     assert stack.say(new_sender(), "hi", url=replica.url).status_code == 200
+
+
+def test_the_replicas_share_one_conversations_count(stack: Stack):
+    """Messages of one conversation alternate between the two replicas: the count is kept
+    in Redis, so the limit holds for the conversation, not for each replica."""
+    in_one_rate_window(30)
+    sender = new_sender()
+    urls = [replica.url for replica in stack.replicas]
+    statuses = [stack.say(sender, "hi", url=urls[turn % 2]).status_code for turn in range(RATE_LIMIT + 2)]
+    assert statuses == [200] * RATE_LIMIT + [429, 429]
+
+
+@pytest.mark.parametrize("app", ["twilio", "slack", "telegram", "facebook"])
+def test_nginx_passes_the_messaging_webhooks_to_a_replica(stack: Stack, app):
+    """Behind nginx an app's webhook reaches the assistant (nginx's own answer to a path it
+    does not pass is an empty 404, `location /`); this stack runs no app, so the replica
+    answers that it has no such route."""
+    answer = requests.post(f"{stack.url}/webhooks/{app}/webhook", data=b"{}", timeout=30)
+    assert answer.status_code == 404 and "Requested URL" in answer.text, answer.text[:300]
 
 
 def test_logs_do_not_keep_what_people_wrote(stack: Stack):
