@@ -38,14 +38,14 @@ def report(bot, responses):
 
 
 def is_close(example, message):
-    """The message itself (spacing aside), a long part of it, or a rewrite with few
-    changes (of a message of 40 characters or more: short stock questions like
-    "is klonopin addictive" are bound to be near one)."""
+    """The message itself (spacing aside), a long part of it, an example that quotes it
+    whole, or a rewrite with few changes (of a message of 40 characters or more: short
+    stock questions like "is klonopin addictive" are bound to be near one)."""
     if example.replace(" ", "") == message.replace(" ", ""):
         return True
     if len(message) < 40:
         return False
-    if len(example) >= 40 and example in message:
+    if len(example) >= 40 and example in message or message in example:
         return True
     if not 0.75 < len(example) / len(message) < 1.34:  # too different in length for 0.85
         return False
