@@ -40,10 +40,10 @@ ADDRESS_RATE_LIMIT = 300  # ... and per client address (a clinic's shared networ
 RATE_WINDOW = 60  # ... in this many seconds
 MAX_MESSAGE_CHARS = 256 * 1024  # as long as a request body may be
 
-# The address of the client whose request is being handled (set by GuardedInput).
 # What a channel hands each message to (Rasa's `on_new_message`).
 Handler = Callable[[UserMessage], Awaitable[Any]]
 
+# The address of the client whose request is being handled (set by GuardedInput).
 CLIENT_ADDRESS: ContextVar[Optional[Text]] = ContextVar("client_address", default=None)
 
 
