@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text
 
 import pytest
 import requests
@@ -79,6 +79,17 @@ def in_one_rate_window(seconds: float, window: float = 60) -> None:
     left = window - time.time() % window
     if left < seconds:
         time.sleep(left + 0.1)
+
+
+def eventually(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 10) -> Any:
+    """What `read()` returns once `done` holds of it (or, at the timeout, its last value,
+    for the test's own assertion to report)."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
 
 
 def wait_for(url: Text, process: subprocess.Popen, timeout: float = 180) -> None:

@@ -81,3 +81,31 @@ def test_a_failed_turn_gives_the_lock_back(store):
 
     assert asyncio.run(asyncio.wait_for(main(), 5)) == "conversation"
     assert store.get_lock("conversation") is None
+
+
+def test_a_waiting_message_looks_for_its_turn_often_not_once_a_second(store, monkeypatch):
+    """Called as Rasa's agent calls it (no wait given), a second message of the same
+    conversation looks again every TURN_POLL seconds: Rasa's default second would hold up
+    someone who sends two lines in a row."""
+    from stores import locks
+
+    pauses = []
+    real_sleep = asyncio.sleep
+
+    async def noted_sleep(seconds):
+        pauses.append(seconds)
+        await real_sleep(seconds)
+
+    monkeypatch.setattr(locks.asyncio, "sleep", noted_sleep)
+
+    async def handle(hold):
+        async with store.lock("conversation"):
+            await real_sleep(hold)
+
+    async def main():
+        first = asyncio.create_task(handle(0.2))
+        await real_sleep(0.02)
+        await asyncio.gather(first, handle(0))
+
+    asyncio.run(asyncio.wait_for(main(), 5))
+    assert pauses and set(pauses) == {locks.TURN_POLL} and locks.TURN_POLL <= 0.1

@@ -9,7 +9,7 @@ import socketio
 
 from channels.messages import TOO_FAST
 from channels.socketio import NOT_TEXT
-from conftest import ROOT, SOCKETIO, Servers, in_one_rate_window, load_yaml, variation
+from conftest import ROOT, SOCKETIO, Servers, eventually, in_one_rate_window, load_yaml, variation
 
 SITE = "http://allowed.example"
 
@@ -141,7 +141,9 @@ def test_starting_over_deletes_the_conversation_on_the_server(servers):
             return old, new
     old, new = asyncio.run(run())
     assert new != old and new.startswith("web-")
-    stored = senders(servers)
+    # A reply goes out before its turn is saved, so the new conversation may take a moment
+    # to appear; the old one was deleted under its lock, after its last turn was saved.
+    stored = eventually(lambda: senders(servers), lambda found: new in found)
     assert old not in stored and new in stored
     raw = b"".join(path.read_bytes() for path in servers.db.parent.glob("tracker.db*"))
     assert secret.split()[-1].encode() not in raw
