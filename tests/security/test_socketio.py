@@ -66,6 +66,8 @@ class Client:
 
 
 def senders(servers):
+    """The conversations in the store. A reply goes out before its turn is saved, so a
+    test that has just had one reads this with `eventually`."""
     with sqlite3.connect(servers.db) as db:
         return {sender for (sender,) in db.execute("SELECT DISTINCT sender_id FROM events")}
 
@@ -89,7 +91,7 @@ def test_a_socket_writes_only_into_the_conversation_it_was_given(servers):
             await client.say("what is cold turkey", session_id="+15551234567")
             return own
     own = asyncio.run(run())
-    stored = senders(servers)
+    stored = eventually(lambda: senders(servers), lambda found: own in found)
     assert own in stored and "+15551234567" not in stored
 
 
@@ -141,8 +143,7 @@ def test_starting_over_deletes_the_conversation_on_the_server(servers):
             return old, new
     old, new = asyncio.run(run())
     assert new != old and new.startswith("web-")
-    # A reply goes out before its turn is saved, so the new conversation may take a moment
-    # to appear; the old one was deleted under its lock, after its last turn was saved.
+    # The old conversation was deleted under its lock, after its last turn was saved.
     stored = eventually(lambda: senders(servers), lambda found: new in found)
     assert old not in stored and new in stored
     raw = b"".join(path.read_bytes() for path in servers.db.parent.glob("tracker.db*"))
