@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "__Host-workbench"
 SIGNIN_COOKIE = "__Host-workbench-signin"
 PUBLIC = {"/signin", "/static/workbench.css"}
+MAX_BODY = 64 * 1024  # bytes: the largest form is a few hundred
 MAX_ROWS = 300  # conversations listed at once
 MAX_DAYS = 366  # longest period the charts show
 SECURITY_HEADERS = {
@@ -68,7 +69,7 @@ class Refused(SanicException):
 
 def create_app(settings: Settings, name: str = "workbench") -> Sanic:
     app = Sanic(name)
-    app.config.REQUEST_MAX_SIZE = 64 * 1024
+    app.config.REQUEST_MAX_SIZE = MAX_BODY
     app.config.FORWARDED_SECRET = None
     templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                             autoescape=select_autoescape(default=True, default_for_string=True))
@@ -101,6 +102,10 @@ def create_app(settings: Settings, name: str = "workbench") -> Sanic:
         if host not in settings.allowed_hosts:
             return html("Unknown host.", status=421)
         request.ctx.session = settings.accounts.session(request.cookies.get(SESSION_COOKIE))
+        # Sanic refuses such a body before reading it, then runs this guard on an empty one.
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return page(request, "message.html", status=413, title="Too long",
+                        message="That was far longer than any form here sends; nothing was changed.")
         if request.path in PUBLIC:
             pass
         elif request.ctx.session is None:
@@ -285,7 +290,7 @@ def create_app(settings: Settings, name: str = "workbench") -> Sanic:
                     per_day=per_day, crisis=crisis, rates=rates, topics=topics,
                     svg_per_day=charts.columns("Conversations per day", per_day),
                     svg_crisis=charts.columns("Crisis escalations per day", crisis),
-                    svg_rates=charts.rows("Rates", rates, "%"),
+                    svg_rates=charts.rows("Rates", rates, "%", top=100),
                     svg_topics=charts.rows("Topic mix", topics))
 
     # Candidate models

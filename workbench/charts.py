@@ -74,7 +74,7 @@ def figures(conversations: Iterable[Conversation], since: date, until: date) -> 
 def columns(title: str, values: List[Tuple[str, float]], unit: str = "") -> str:
     """A vertical bar chart (one bar per day), labelled for screen readers by `title`."""
     width, height, top = 640, 180, max([v for _, v in values] + [1])
-    step = width / max(len(values), 1)
+    step = min(width / max(len(values), 1), 48)
     bars = []
     for i, (label, value) in enumerate(values):
         h = (height - 20) * value / top
@@ -93,10 +93,11 @@ def columns(title: str, values: List[Tuple[str, float]], unit: str = "") -> str:
     )
 
 
-def rows(title: str, values: List[Tuple[str, float]], unit: str = "") -> str:
-    """A horizontal bar chart (topics, shares), one labelled bar per row."""
+def rows(title: str, values: List[Tuple[str, float]], unit: str = "", top: float = 0) -> str:
+    """A horizontal bar chart (topics, shares), one labelled bar per row; the longest bar
+    stands for `top` (the largest value when 0)."""
     width, bar, label_width = 640, 22, 260
-    top = max([v for _, v in values] + [1])
+    top = top or max([v for _, v in values] + [1])
     height = bar * max(len(values), 1) + 4
     parts = []
     for i, (label, value) in enumerate(values):
