@@ -2,6 +2,7 @@
 flags of tools/conversations.py plus "reviewed", and every user text masked."""
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -76,7 +77,14 @@ def counts(found: List[Row]) -> Dict[str, int]:
 
 def labels(data_dir: Path) -> List[Tuple[str, str]]:
     """What a message can be labelled with: (value, an example to recognise it by),
-    "out_of_scope" first, then the intents and FAQ topics the data knows."""
+    "out_of_scope" first, then the intents and FAQ topics the data knows. Read again
+    only when a data file changed."""
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for p in sorted(data_dir.rglob("*.yml")))
+    return _labels(data_dir, stamp)
+
+
+@lru_cache(maxsize=4)
+def _labels(data_dir: Path, stamp: Tuple) -> List[Tuple[str, str]]:
     data = NluData.load(data_dir, Domain.load(str(ROOT / "domain")))
     example: Dict[str, str] = {}
     for text, intent in data.examples.items():
