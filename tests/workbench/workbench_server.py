@@ -5,9 +5,11 @@ Test modules import the fixtures they use from here (a second conftest.py would 
 with tests/conftest.py under pytest's default import mode).
 """
 import json
+import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from http.cookies import SimpleCookie
@@ -18,6 +20,7 @@ import pytest
 import requests
 
 from conftest import ROOT, free_port, stop_process_group, wait_for
+from workbench.candidate import read_status
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SCRIPT = Path(__file__).resolve().parent / "browser.mjs"
@@ -116,7 +119,14 @@ class Workbench:
         return report
 
     def stop(self) -> None:
+        """Stops the workbench, and a candidate training it started (its own process group)."""
         stop_process_group(self.process)
+        job = read_status(self.work_dir)
+        if job.get("state") == "running":
+            try:
+                os.killpg(int(job["pid"]), signal.SIGKILL)
+            except (ProcessLookupError, KeyError, ValueError):
+                pass
         text = self.log.read_text(errors="replace")
         assert "Traceback" not in text, text[-3000:]
 
