@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -161,3 +161,14 @@ def test_keyboard_alone_reaches_every_control_on_desktop_and_tablet(workbench, c
         assert page.get("overflow", 0) <= 0, f"{name} scrolls sideways"
     for width in ("desktop", "tablet"):
         assert report[f"{width}_keyboard_correction"][0].startswith("unknown intent 'make_coffee'")
+
+
+def test_the_inbox_filters_by_date(workbench, chats):  # noqa: F811
+    client, today = workbench.client(), date.today()
+    listed = lambda query: set(re.findall(r'data-conversation="(conv-[0-9a-f]{10})"', client.get(query).text))  # noqa: E731
+    ours = set(chats["ids"].values())
+    assert ours <= listed(f"/?state=all&since={today}&until={today}")
+    assert not ours & listed(f"/?state=all&since={today + timedelta(days=1)}")
+    assert not ours & listed(f"/?state=all&until={today - timedelta(days=1)}")
+    counts = client.get(f"/?state=all&since={today + timedelta(days=1)}").text
+    assert re.search(r'data-count="crisis"><strong>0</strong>', counts)
