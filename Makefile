@@ -18,7 +18,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install test-packages train run shell test test-scale test-security validate evaluate bench review lock clean
+.PHONY: help install test-packages train run shell test test-scale test-security validate evaluate bench review workbench workbench-user lock clean
 
 help:
 	@echo "make run      install, train if needed, start the assistant (Rasa on 5005, actions on 5055)"
@@ -33,6 +33,8 @@ help:
 	@echo "make evaluate cross-validation, test stories and held-out scores -> reports/summary.md"
 	@echo "make review  the trainers' conversation review (ARGS='list|show|export|import|story|purge ...', see README)"
 	@echo "make bench    this assistant against the stock rasa init bot -> bench/results/latest.md"
+	@echo "make workbench  the trainers' workbench in the browser, http://localhost:5010 (ARGS='--port N ...')"
+	@echo "make workbench-user ARGS=NAME  create a workbench account (asks for its password)"
 
 install: $(VENV)/.installed build/.ready build/widget/widget.js
 
@@ -94,6 +96,14 @@ test-security: install test-packages $(MODEL)
 # Review stored conversations, e.g. make review ARGS='list --flag fallback'.
 review: install
 	$(BIN)/python -m tools.review $(ARGS)
+
+# The trainers' workbench (workbench/), on this machine only; see README, "For trainers".
+workbench: install
+	$(BIN)/python -m workbench serve $(ARGS)
+
+workbench-user: install
+	@test -n "$(ARGS)" || { echo "Give the new account's name: make workbench-user ARGS=<name>"; exit 2; }
+	$(BIN)/python -m workbench user $(ARGS)
 
 # Re-pin every package after editing requirements.in.
 lock:

@@ -30,27 +30,7 @@ def heldout_scores() -> dict:
     from rasa.core.agent import Agent
 
     agent, loop = Agent.load(str(MODEL)), asyncio.new_event_loop()
-    parse = lambda text: loop.run_until_complete(agent.parse_message(text))  # noqa: E731
-    is_crisis = lambda text: parse(text)["intent"]["name"] == "crisis"  # noqa: E731
-    missed = [t for t in heldout.crisis_messages() if not is_crisis(t)]
-    alarms = [t for t in heldout.non_crisis_messages() if is_crisis(t)]
-    near = [t for t in heldout.near_misses() if is_crisis(t)]
-    pairs = heldout.scored(
-        (label, heldout.predicted_label(parse(text)))
-        for label, texts in heldout.topics().items()
-        for text in texts
-    )
-    return {
-        "crisis_recall": 1 - len(missed) / len(heldout.crisis_messages()),
-        "crisis_missed": missed,
-        "false_alarm_rate": len(alarms) / len(heldout.non_crisis_messages()),
-        "false_alarms": alarms,
-        "near_miss_alarm_rate": len(near) / len(heldout.near_misses()),
-        "near_miss_alarms": near,
-        "topic_accuracy": heldout.accuracy(pairs),
-        "topic_macro_f1": heldout.macro_f1(pairs),
-        "topic_errors": [f"{e} -> {p}" for e, p in pairs if e != p],
-    }
+    return heldout.scores(lambda text: loop.run_until_complete(agent.parse_message(text)))
 
 
 def realworld_report() -> dict:

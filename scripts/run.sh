@@ -36,6 +36,8 @@ to continue it (the server refuses ids it did not issue):
 Socket.io clients connect to http://localhost:5005 (events user_uttered / bot_uttered).
 The demo page with the web chat widget is at http://localhost:8080/ (button in the corner).
 Or chat in a terminal with: make shell
+Trainers review conversations in the browser with: make workbench (http://localhost:5010;
+accounts: make workbench-user ARGS=<name>)
 Stop with Ctrl+C.
 
 MSG

@@ -22,10 +22,11 @@ from tools.privacy import MASKED_SENDER, mask_sender
 
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
-FLAGS = ("fallback", "crisis", "low_confidence", "not_helpful")
+FLAGS = ("fallback", "crisis", "low_confidence", "out_of_scope", "not_helpful")
 FALLBACK_INTENT = "nlu_fallback"
 FALLBACK_ACTIONS = {"utter_fallback", "utter_fallback_helpline"}
 CRISIS_INTENT, CRISIS_ACTION = "crisis", "utter_crisis"
+OUT_OF_SCOPE_INTENT, OUT_OF_SCOPE_ACTION = "out_of_scope", "utter_out_of_scope"
 # A "no" right after one of these answers means the answer did not help.
 ANSWER_ACTIONS = {"utter_faq", "utter_medication_info"}
 # Bookkeeping actions, not something the assistant said.
@@ -109,6 +110,7 @@ class Conversation:
             "fallback": FALLBACK_INTENT in intents or bool(actions & FALLBACK_ACTIONS),
             "crisis": CRISIS_INTENT in intents or CRISIS_ACTION in actions,
             "low_confidence": any(turn.confidence < threshold for turn in self.turns),
+            "out_of_scope": OUT_OF_SCOPE_INTENT in intents or OUT_OF_SCOPE_ACTION in actions,
             "not_helpful": any(
                 turn.intent == "deny" and turn.previous_action in ANSWER_ACTIONS
                 for turn in self.turns

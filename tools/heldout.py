@@ -1,6 +1,6 @@
 """Scoring on the held-out phrasings in tests/heldout/, shared by the tests and `make evaluate`."""
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Text, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Text, Tuple
 
 import yaml
 
@@ -66,3 +66,28 @@ def macro_f1(pairs: List[Tuple[Text, Text]]) -> float:
         recall = tp / (tp + fn) if tp + fn else 0.0
         scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
     return sum(scores) / len(scores)
+
+
+def scores(parse: Callable[[Text], Dict[Text, Any]]) -> Dict[Text, Any]:
+    """Crisis recall, false alarms and topic accuracy of a model, given its parse function
+    (`make evaluate` and the workbench's candidate models)."""
+    is_crisis = lambda text: parse(text)["intent"]["name"] == "crisis"  # noqa: E731
+    missed = [t for t in crisis_messages() if not is_crisis(t)]
+    alarms = [t for t in non_crisis_messages() if is_crisis(t)]
+    near = [t for t in near_misses() if is_crisis(t)]
+    pairs = scored(
+        (label, predicted_label(parse(text)))
+        for label, texts in topics().items()
+        for text in texts
+    )
+    return {
+        "crisis_recall": 1 - len(missed) / len(crisis_messages()),
+        "crisis_missed": missed,
+        "false_alarm_rate": len(alarms) / len(non_crisis_messages()),
+        "false_alarms": alarms,
+        "near_miss_alarm_rate": len(near) / len(near_misses()),
+        "near_miss_alarms": near,
+        "topic_accuracy": accuracy(pairs),
+        "topic_macro_f1": macro_f1(pairs),
+        "topic_errors": [f"{e} -> {p}" for e, p in pairs if e != p],
+    }

@@ -11,9 +11,10 @@ import logging
 import os
 import sys
 import warnings
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional, Tuple
 
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
@@ -99,63 +100,107 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    """Adds labelled items to the training data, refusing unknown intents and duplicates."""
+@dataclass
+class Imported:
+    """What an import did: the examples added (text, intent, file), those refused (text,
+    intent, why), and `rasa data validate` (None when nothing was added, so not run)."""
+
+    added: List[Tuple[str, str, Path]] = field(default_factory=list)
+    refused: List[Tuple[str, str, str]] = field(default_factory=list)
+    validate_exit: Optional[int] = None
+    validate_output: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.validate_exit in (None, 0)
+
+
+def import_items(items: Any, data_dir: Path, source: str = "the labels") -> Imported:
+    """Adds labelled items ({"text", "intent"}) to the NLU data in `data_dir`, refusing
+    unknown intents and duplicates, then validates the data. The one way labels get into
+    the training data: `import` below and the workbench's corrections both come here."""
     from rasa.shared.core.domain import Domain
 
     from tools.training_data import NluData, validate
 
-    items = yaml.safe_load(args.file.read_text(encoding="utf-8")) or []
     if not isinstance(items, list):
-        raise ReviewError(f"{args.file} should hold a list of items")
-    data = NluData.load(args.data_dir, Domain.load(str(ROOT / "domain")))
-    added = refused = 0
+        raise ReviewError(f"{source} should hold a list of items")
+    data = NluData.load(data_dir, Domain.load(str(ROOT / "domain")))
+    result = Imported()
     for item in items:
         if not isinstance(item, dict):
-            raise ReviewError(f"{args.file}: every item should be a mapping, not {item!r}")
+            raise ReviewError(f"{source}: every item should be a mapping, not {item!r}")
         intent, text = str(item.get("intent") or "").strip(), str(item.get("text") or "").strip()
         if not intent:
             continue
         reason = data.refusal(text, intent)
         if reason:
-            refused += 1
-            print(f"refused: {text!r} -> {intent}: {reason}")
-            continue
-        path = data.add(text, intent)
-        added += 1
-        print(f"added: {text!r} -> {intent} in {_relative(path)}")
-    print(f"{added} added, {refused} refused")
-    if not added:
+            result.refused.append((text, intent, reason))
+        else:
+            result.added.append((text, intent, data.add(text, intent)))
+    if result.added:
+        validation = validate(data_dir)
+        result.validate_exit = validation.returncode
+        result.validate_output = "\n".join((validation.stdout + validation.stderr).splitlines()[-40:])
+    return result
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Adds labelled items to the training data, refusing unknown intents and duplicates."""
+    items = yaml.safe_load(args.file.read_text(encoding="utf-8")) or []
+    result = import_items(items, args.data_dir, str(args.file))
+    for text, intent, reason in result.refused:
+        print(f"refused: {text!r} -> {intent}: {reason}")
+    for text, intent, path in result.added:
+        print(f"added: {text!r} -> {intent} in {relative(path)}")
+    print(f"{len(result.added)} added, {len(result.refused)} refused")
+    if result.validate_exit is None:
         return 0
-    result = validate(args.data_dir)
-    if result.returncode != 0:
-        print(f"rasa data validate FAILED (exit {result.returncode}):")
-        print("\n".join((result.stdout + result.stderr).splitlines()[-40:]))
+    if not result.valid:
+        print(f"rasa data validate FAILED (exit {result.validate_exit}):")
+        print(result.validate_output)
         return 1
     print("rasa data validate passed")
     return 0
 
 
-def cmd_story(args: argparse.Namespace) -> int:
+@dataclass
+class Story:
+    """A test story written: its name (the masked sender id), file, text, and how many
+    user messages had personal data masked."""
+
+    name: str
+    path: Path
+    text: str
+    masked: int
+
+
+def write_story(store: Any, sender: str, out: Path) -> Story:
     """Writes the conversation as an end-to-end test story with Rasa's YAML writer.
 
-    The story is named after the masked sender id: the file may be committed.
+    The story is named after the masked sender id, and personal data in user messages is
+    masked: the file may be committed. `story` below and the workbench both come here.
     """
     from rasa.shared.core.training_data.story_writer.yaml_story_writer import YAMLStoryWriter
 
-    tracker = load_tracker(open_store(args.endpoints), args.sender)
+    tracker = load_tracker(store, sender)
     tracker.sender_id = mask_sender(tracker.sender_id)
     masked = 0
     for event in tracker.events:
         if isinstance(event, UserUttered) and event.text and mask(event.text) != event.text:
             _mask_event(event)
             masked += 1
-    story = tracker.export_stories(YAMLStoryWriter(), e2e=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(story.rstrip("\n") + "\n", encoding="utf-8")
-    print(f"wrote test story {tracker.sender_id} to {args.out}")
-    if masked:
-        print(f"note: personal data masked in {masked} user message(s); the masked text may be "
+    story = tracker.export_stories(YAMLStoryWriter(), e2e=True).rstrip("\n") + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(story, encoding="utf-8")
+    return Story(tracker.sender_id, out, story, masked)
+
+
+def cmd_story(args: argparse.Namespace) -> int:
+    story = write_story(open_store(args.endpoints), args.sender, args.out)
+    print(f"wrote test story {story.name} to {args.out}")
+    if story.masked:
+        print(f"note: personal data masked in {story.masked} user message(s); the masked text may be "
               f"understood differently when the story is replayed")
     return 0
 
@@ -190,7 +235,8 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _relative(path: Path) -> str:
+def relative(path: Path) -> str:
+    """`path` relative to the project folder when it is inside it."""
     try:
         return str(path.resolve().relative_to(ROOT))
     except ValueError:
