@@ -21,7 +21,7 @@ LABEL = "faq/withdrawal_symptoms"
 # Held after the charts' first reading: what each adds to its figures is known.
 COUNTED = {
     "faq": ["hi", "what are the symptoms of opiate withdrawal?", "no"],
-    "fallback": ["asdkjh qwpoeiru zmxncb"],
+    "fallback": ["zuxqa plimvort grendask"],
     "crisis": ["i want to kill myself"],
     "out_of_scope": ["can a dog die from kennel cough?"],
 }

@@ -19,7 +19,7 @@ PRIVATE_TEXT = "my son Tyler relapsed last night"
 
 @pytest.fixture(scope="module")
 def conversation(servers):
-    return hold(servers, f"wb-security-{uuid.uuid4().hex[:8]}", [PRIVATE_TEXT, "blorf snarg wibble"])
+    return hold(servers, f"wb-security-{uuid.uuid4().hex[:8]}", [PRIVATE_TEXT, "vorple quant drizzik"])
 
 
 def app_routes():
