@@ -1,8 +1,8 @@
 """`make bench`: this assistant against the stock `rasa init` bot, same machine, same run.
 
 For each bot: train from scratch (fresh Rasa cache) and time it, start its action server
-and Rasa server on loopback exactly as `make run` would (same environment, channels and
-tracker store), wait until every worker is up, warm up, then drive it over REST from a
+and Rasa server on loopback exactly as `make run` would (tools/servers.py: same
+environment, channels and tracker store), wait until every worker is up, warm up, then drive it over REST from a
 separate load process (bench/load.py): 1 user, 10 and 50 concurrent users chatting for
 a fixed time (three repeats each), and latency along long conversations. Only one
 bot's servers run at a time. Writes bench/results/latest.{md,json} and latency.png,

@@ -229,6 +229,12 @@ class Stack(RestClient):
                     raise
                 time.sleep(0.2)
 
+    def expect_traceback(self, text: Text) -> None:
+        """Lets a fault a test injects on purpose leave the traceback that says `text` in a
+        replica's log; any other traceback there still fails the tests (see stop())."""
+        for replica in self.replicas:
+            replica.expected_tracebacks.append(text)
+
     def events(self, sender: Text) -> List[tuple]:
         """(type_name, data) of every stored event of `sender`, in order."""
         return self.postgres.query("SELECT type_name, data FROM events WHERE sender_id = %s ORDER BY id", sender)
