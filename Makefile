@@ -7,6 +7,7 @@ PYTHON ?= $(shell python3.10 -c 'import sys; print(sys.executable)' 2>/dev/null 
 VENV   := .venv
 BIN    := $(VENV)/bin
 RASA   := $(BIN)/rasa
+PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 MODEL  := models/withdrawal-help.tar.gz
 DATA   := $(shell find data domain -name '*.yml' 2>/dev/null) config.yml
 
@@ -25,7 +26,7 @@ help:
 	@echo "make test     install, train if needed, run the whole test suite"
 	@echo "make test-scale  only the scale-out, fault and fuzzing tests (tests/scale/, part of make test)"
 	@echo "make test-security  only the attacks on every channel and on the scale stack (tests/security/, part of make test)"
-	@echo "make install  create .venv with the locked packages, the models and the widget (what make run needs)"
+	@echo "make install  create .venv with the locked packages and the project's own, the models and the widget (what make run needs)"
 	@echo "make test-packages  the Debian packages only the tests need (apt-get, as root; part of make test)"
 	@echo "make train    train a model into $(MODEL)"
 	@echo "make shell    chat with the assistant in this terminal"
@@ -45,15 +46,20 @@ build/.system: system-packages.txt scripts/install_system_packages.sh
 	bash scripts/install_system_packages.sh
 	@mkdir -p build && touch $@
 
-$(VENV)/.installed: requirements.lock
+# The locked packages and, in editable mode, the project's own (pyproject.toml). uv (its
+# version pinned in requirements.lock) installs them in seconds where pip takes minutes;
+# if uv cannot be had or fails, pip does it.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
+	@if $(PIP) install $$(grep '^uv==' requirements.lock) && \
+	    $(BIN)/python -m uv pip install --quiet --python $(BIN)/python --no-deps -r requirements.lock -e .; then :; \
+	else echo "uv failed: installing with pip"; $(PIP) install --no-deps -r requirements.lock -e .; fi
 	@touch $@
 
 # The spaCy pipeline and the checked sentence-model weights (and their ONNX graph) that
 # config.yml points to.
 build/.ready: $(VENV)/.installed scripts/prepare_models.py scripts/onnx_export.py data/nlu/medication.yml data/nlu/loved_one.yml
-	$(BIN)/python scripts/prepare_models.py
+	$(BIN)/python -m scripts.prepare_models
 	@touch $@
 
 # The web chat widget bundle and its demo page (served by `make run` on port 8080).
@@ -70,13 +76,14 @@ validate: install
 	$(RASA) data validate --domain domain --fail-on-warnings
 
 evaluate: install $(MODEL)
-	$(BIN)/python scripts/evaluate.py
+	$(BIN)/python -m scripts.evaluate
 
+# Both servers and the demo page, or the terminal chat (tools/servers.py).
 run: install $(MODEL)
-	@bash scripts/run.sh
+	@$(BIN)/python -m tools.servers run
 
 shell: install $(MODEL)
-	@bash scripts/run.sh shell
+	@$(BIN)/python -m tools.servers shell
 
 test: install test-packages $(MODEL)
 	$(BIN)/ruff check .

@@ -14,13 +14,11 @@ import json
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Dict, List, Text
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import Conversation  # noqa: E402  (the test suite's REST client)
+from tools.servers import Conversation
 
 # A realistic six-turn conversation for each bot; users take turns at the variants.
 CONVERSATIONS = {

@@ -1,8 +1,8 @@
 """`make bench`: this assistant against the stock `rasa init` bot, same machine, same run.
 
 For each bot: train from scratch (fresh Rasa cache) and time it, start its action server
-and Rasa server on loopback exactly as `make run` would (same environment, channels and
-tracker store), wait until every worker is up, warm up, then drive it over REST from a
+and Rasa server on loopback exactly as `make run` would (tools/servers.py: same
+environment, channels and tracker store), wait until every worker is up, warm up, then drive it over REST from a
 separate load process (bench/load.py): 1 user, 10 and 50 concurrent users chatting for
 a fixed time (three repeats each), and latency along long conversations. Only one
 bot's servers run at a time. Writes bench/results/latest.{md,json} and latency.png,
@@ -22,14 +22,9 @@ from typing import Any, Dict, List, Optional, Text
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-RESULTS = ROOT / "bench" / "results"
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from tools.servers import ROOT, action_server, free_port, rasa, rasa_server, server_env, stop_all
 
-from conftest import (  # noqa: E402  (the test suite's server helpers)
-    free_port, server_env, stop_process_group, wait_for, wait_for_workers,
-)
+RESULTS = ROOT / "bench" / "results"
 
 REPEATS = 3
 WARM_UP = {"users": 10, "seconds": 3}  # concurrent, so that every worker warms up
@@ -54,10 +49,6 @@ class Bot:
     credentials: Path
     env: Dict[Text, Text] = field(default_factory=dict)  # on top of os.environ
     results: Dict[Text, Any] = field(default_factory=dict)
-
-
-def rasa(*args: Text) -> List[Text]:
-    return [str(BIN / "rasa"), *args]
 
 
 def train(bot: Bot, workdir: Path) -> None:
@@ -102,18 +93,12 @@ def serve_and_measure(bot: Bot, workdir: Path) -> None:
     endpoints = {**bot.endpoints, "action_endpoint": {"url": f"http://127.0.0.1:{action_port}/webhook"}}
     endpoints_file = workdir / f"endpoints-{bot.name}.yml"
     endpoints_file.write_text(yaml.safe_dump(endpoints))
-    logs = [(workdir / f"{name}-{bot.name}.log").open("w") for name in ("actions", "rasa")]
-    actions = subprocess.Popen(rasa("run", "actions", "--actions", "actions", "--port", str(action_port)),
-                               cwd=bot.project, stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True)
-    server = subprocess.Popen(
-        rasa("run", "--model", str(bot.model), "--endpoints", str(endpoints_file),
-             "--credentials", str(bot.credentials), "--interface", "127.0.0.1", "--port", str(rasa_port)),
-        cwd=bot.project, stdout=logs[1], stderr=subprocess.STDOUT, env={**os.environ, **bot.env},
-        start_new_session=True)
+    actions = action_server(action_port, workdir / f"actions-{bot.name}.log", env=bot.env, cwd=bot.project)
+    server = rasa_server(rasa_port, workdir / f"rasa-{bot.name}.log", endpoints=endpoints_file,
+                         credentials=bot.credentials, model=bot.model, env=bot.env, cwd=bot.project)
     try:
-        wait_for(f"http://127.0.0.1:{action_port}/health", actions)
-        wait_for(f"http://127.0.0.1:{rasa_port}/", server)
-        wait_for_workers(workdir / f"rasa-{bot.name}.log", int(bot.env.get("SANIC_WORKERS", 1)))
+        actions.start()
+        server.start()
         url = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
         load(url, bot, **WARM_UP)
         runs = [[load(url, bot, **options) for options in LOADS] for _ in range(REPEATS)]
@@ -127,8 +112,9 @@ def serve_and_measure(bot: Bot, workdir: Path) -> None:
         bot.results["server_rss_mb"] = peak_rss_mb(server.pid)
         bot.results["actions_rss_mb"] = peak_rss_mb(actions.pid)
     finally:
-        for process in (server, actions):
-            stop_process_group(process, timeout=60)
+        stop_all(server, actions)
+    for process in (server, actions):
+        process.check_log()
     print(f"{bot.name}: measured", flush=True)
 
 

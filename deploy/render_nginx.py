@@ -1,6 +1,6 @@
 """Writes nginx.conf for a set of Rasa replicas from deploy/nginx.conf.template.
 
-    python deploy/render_nginx.py --listen 0.0.0.0:443 --listen-http 0.0.0.0:80 \
+    python -m deploy.render_nginx --listen 0.0.0.0:443 --listen-http 0.0.0.0:80 \
         --certificate /etc/letsencrypt/live/help.example.org/fullchain.pem \
         --certificate-key /etc/letsencrypt/live/help.example.org/privkey.pem \
         --rasa 10.0.0.5:5005 --rasa 10.0.0.6:5005 --origin https://help.example.org \
@@ -8,12 +8,10 @@
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Iterable, Text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from channels import messages  # noqa: E402
+from channels import messages
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 

@@ -5,7 +5,8 @@ The written file keeps the `${VARIABLE}` placeholders (Rasa fills them in when i
 starts), so no secret ever lands on disk. A channel with only some of its variables
 set is an error, not silently left out.
 
-Usage: python scripts/credentials.py OUT_FILE
+`make run` writes build/credentials.yml with it (tools/servers.py); by hand:
+`python -m scripts.credentials OUT_FILE`.
 """
 import os
 import re
@@ -36,13 +37,13 @@ def messaging_channels(environ=os.environ) -> Dict:
     return enabled
 
 
-def main(out: Text) -> None:
+def write_credentials(out: Path) -> None:
     enabled = messaging_channels()
     merged = {**yaml.safe_load((ROOT / "credentials.yml").read_text()), **enabled}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(yaml.safe_dump(merged, sort_keys=False))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(merged, sort_keys=False))
     print(f"Messaging channels on: {', '.join(enabled) or 'none'} (see credentials.messaging.yml)")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    write_credentials(Path(sys.argv[1]))

@@ -17,7 +17,7 @@ from pathlib import Path
 import spacy
 import yaml
 
-from onnx_export import bert_graph
+from scripts.onnx_export import bert_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"

@@ -1,10 +1,11 @@
 """Unit tests of the crisis detector component and its pattern syntax."""
 import pytest
 import spacy
+import yaml
 from rasa.nlu.utils.spacy_utils import SpacyModel
 from rasa.shared.nlu.training_data.message import Message
 
-from components.crisis_detector import CrisisDetector, CrisisMatcher, compile_pattern
+from components.crisis_detector import PATTERNS_FILE, CrisisDetector, CrisisMatcher, compile_pattern
 from conftest import ROOT
 
 
@@ -24,6 +25,15 @@ def matcher(nlp, categories, alone=()):
 ])
 def test_the_pipeline_splits_words_glued_by_punctuation_but_not_abbreviations(nlp, text, words):
     assert [token.text for token in nlp(text)] == words
+
+
+def test_every_compiled_crisis_pattern_passes_spacys_pattern_check(nlp):
+    """The component compiles crisis_patterns.yml without spaCy's check of each pattern
+    (it cost every server worker's first message 3.5 s); the check runs here."""
+    patterns = yaml.safe_load(PATTERNS_FILE.read_text())
+    checked = CrisisMatcher(nlp, patterns, validate=True)  # MatchPatternError on a malformed one
+    assert checked.matcher.validate
+    assert len(checked.matcher) == len(CrisisMatcher(nlp, patterns).matcher) > 0
 
 
 def test_words_match_in_any_form_and_equals_sign_pins_the_form(nlp):

@@ -7,8 +7,9 @@ import pytest
 import textstat
 from rasa.shared.nlu.training_data.loading import load_data
 
-from conftest import BIN, ROOT
+from conftest import ROOT
 from tools import heldout
+from tools.servers import BIN
 from tools.training_data import normalise
 
 MIN_EXAMPLES = 25

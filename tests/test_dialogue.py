@@ -1,7 +1,8 @@
 """Test stories (tests/test_stories.yml) pass 100 % with `rasa test core`."""
 import subprocess
 
-from conftest import BIN, MODEL, RESULTS, ROOT
+from conftest import MODEL, RESULTS, ROOT
+from tools.servers import BIN
 
 
 def test_every_test_story_passes():

@@ -7,8 +7,8 @@ from typing import Any, Callable, Dict, List, Optional, Text
 
 import aiohttp
 
-from conftest import REST_WEBHOOK, Conversation
-from stack import ROOT, Stack
+from stack import Stack
+from tools.servers import REST_WEBHOOK, ROOT, Conversation
 
 TURNS = 6
 # One script a user; "yes" after the cold turkey answer needs the action server.

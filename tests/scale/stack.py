@@ -5,7 +5,6 @@ nginx, PostgreSQL and Redis speak TLS only, with a certificate from a throwaway 
 import os
 import secrets
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -16,10 +15,12 @@ from typing import Dict, List, Optional, Text
 import psycopg2
 import redis
 
-from conftest import BIN, MODEL, ROOT, RestClient, free_port, server_env, wait_for
 from deploy.render_nginx import render
+from tools.servers import (
+    DEMO_ORIGIN, MODEL, ROOT, RestClient, Server, action_server, free_port, rasa_server, server_env, stop_all,
+)
 
-ORIGIN = "http://localhost:8080"  # the demo page's origin, as in scripts/run.sh
+ORIGIN = DEMO_ORIGIN  # the demo page's origin, as `make run` serves it
 DB_USER, DB_NAME = "rasa", "rasa"
 
 
@@ -131,44 +132,6 @@ class Postgres:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Process:
-    """A server process with its log file; it can be killed and started again."""
-
-    def __init__(self, args: List[Text], log: Path, health: Text, env: Optional[Dict[Text, Text]] = None) -> None:
-        self.args, self.log, self.health, self.env = args, log, health, env or {}
-        self.process: Optional[subprocess.Popen] = None
-
-    def spawn(self) -> "Process":
-        self.process = subprocess.Popen(
-            self.args, cwd=ROOT, stdout=self.log.open("a"), stderr=subprocess.STDOUT,
-            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", **self.env},
-        )
-        return self
-
-    def ready(self, timeout: float = 300) -> "Process":
-        assert self.process
-        wait_for(self.health, self.process, timeout=timeout)
-        return self
-
-    def start(self) -> "Process":
-        return self.spawn().ready()
-
-    def signal(self, sig: int) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-
-    def stop(self) -> None:
-        self.signal(signal.SIGTERM)
-
-
 class Stack(RestClient):
     """PostgreSQL + Redis + action server + two Rasa replicas + nginx, on loopback.
 
@@ -186,7 +149,7 @@ class Stack(RestClient):
         self.postgres = Postgres(self.tls)
         self.redis_port = free_port()
         # TLS only (no plain port); clients log in with a password, not a client certificate.
-        self.redis = Process(
+        self.redis = Server(
             ["redis-server", "--port", "0", "--tls-port", str(self.redis_port), "--tls-cert-file",
              str(self.tls.certificate), "--tls-key-file", str(self.tls.key), "--tls-auth-clients", "no",
              "--tls-protocols", "TLSv1.2 TLSv1.3", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -194,10 +157,7 @@ class Stack(RestClient):
             workdir / "redis.log", health="",
         )
         action_port = free_port()
-        self.actions = Process(
-            [str(BIN / "rasa"), "run", "actions", "--port", str(action_port), "--actions", "actions"],
-            workdir / "actions.log", health=f"http://127.0.0.1:{action_port}/health",
-        )
+        self.actions = action_server(action_port, workdir / "actions.log")
         self.env = {
             "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
             "DB_HOST": "127.0.0.1", "DB_PORT": str(self.postgres.port), "DB_DATABASE": DB_NAME,
@@ -219,7 +179,7 @@ class Stack(RestClient):
         self.port, self.http_port = free_port(), free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.http_url = f"http://127.0.0.1:{self.http_port}"  # only redirects to `url`
-        self.nginx = Process(
+        self.nginx = Server(
             ["nginx", "-p", str(self.nginx_dir), "-c", str(self.nginx_dir / "nginx.conf"), "-g", "daemon off;"],
             workdir / "nginx.log", health=self.url + "/",
         )
@@ -242,17 +202,15 @@ class Stack(RestClient):
             [r.address for r in self.replicas], [ORIGIN], "127.0.0.1"))
         self.nginx.start()
 
-    def replica(self, index: int) -> Process:
+    def replica(self, index: int) -> Server:
+        """A Rasa replica with the production endpoints (deploy/) and its HTTP API behind a token."""
         port = free_port()
-        process = Process(
-            [str(BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", str(ROOT / "deploy" / "endpoints.yml"),
-             "--credentials", str(ROOT / "credentials.yml"), "--interface", "127.0.0.1", "--port", str(port),
-             "--cors", ORIGIN, "--enable-api", "--auth-token", self.api_token],
-            self.workdir / f"rasa-{index}.log", health=f"http://127.0.0.1:{port}/", env=self.env,
-        )
-        process.address = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
-        process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-        return process
+        server = rasa_server(port, self.workdir / f"rasa-{index}.log", endpoints=ROOT / "deploy" / "endpoints.yml",
+                             credentials=ROOT / "credentials.yml", cors=ORIGIN,
+                             options=["--enable-api", "--auth-token", self.api_token], env=self.env)
+        server.address = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
+        server.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        return server
 
     def redis_client(self) -> redis.Redis:
         """A client of the lock store's Redis, over TLS with the host name checked."""
@@ -271,12 +229,21 @@ class Stack(RestClient):
                     raise
                 time.sleep(0.2)
 
+    def expect_traceback(self, text: Text) -> None:
+        """Lets a fault a test injects on purpose leave the traceback that says `text` in a
+        replica's log; any other traceback there still fails the tests (see stop())."""
+        for replica in self.replicas:
+            replica.expected_tracebacks.append(text)
+
     def events(self, sender: Text) -> List[tuple]:
         """(type_name, data) of every stored event of `sender`, in order."""
         return self.postgres.query("SELECT type_name, data FROM events WHERE sender_id = %s ORDER BY id", sender)
 
     def stop(self) -> None:
-        for process in [self.nginx, *self.replicas, self.actions, self.redis]:
-            process.stop()
+        """Stops every server; a traceback in a replica's or the action server's log fails
+        the tests that used the stack, as it does for the test suite's own servers."""
+        stop_all(self.nginx, *self.replicas, self.actions, self.redis)
         self.postgres.remove()
         os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        for server in [*self.replicas, self.actions]:
+            server.check_log()

@@ -22,6 +22,8 @@ def answer(stack: Stack, sender: str, text: str, **extra) -> list:
 
 def test_action_server_down_gets_a_kind_message_and_recovers(stack: Stack, responses):
     offer = responses["utter_faq/cold_turkey"][0]["metadata"]["offer"]
+    # Rasa logs the failed custom action with its traceback.
+    stack.expect_traceback(f"Couldn't connect to the server at '{stack.env['ACTION_SERVER_URL']}")
     stack.actions.stop()
     try:
         sender = new_sender()

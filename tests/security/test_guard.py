@@ -13,7 +13,8 @@ from rasa.core.channels.channel import OutputChannel
 from channels import guard
 from channels.guard import Guard, Limits, MemoryCounts, RedisCounts, SQLiteCounts, readable
 from channels.messages import TOO_FAST, TOO_LONG
-from conftest import free_port, in_one_rate_window, texts_of
+from conftest import in_one_rate_window, texts_of
+from tools.servers import free_port
 
 PHONE = "+15551234567"
 

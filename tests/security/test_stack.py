@@ -18,8 +18,9 @@ import socketio
 from channels.messages import TOO_FAST, TOO_LONG
 from channels.guard import RATE_LIMIT
 from channels.rest import NOT_ISSUED
-from conftest import ROOT, in_one_rate_window, texts_of
+from conftest import in_one_rate_window, texts_of
 from scale.stack import ORIGIN, Stack
+from tools.servers import chat_interface, local_servers
 
 EVIL = "https://evil.example"
 HSTS = "max-age=31536000; includeSubDomains"
@@ -90,14 +91,15 @@ def test_redis_has_no_plain_port(stack: Stack):
         redis.Redis(host="127.0.0.1", port=stack.redis_port, socket_timeout=10).ping()
 
 
-def test_make_run_keeps_the_http_api_off(servers):
-    """`make run` starts Rasa without --enable-api; the test servers start it the same way."""
-    script = (ROOT / "scripts" / "run.sh").read_text().replace("\\\n", " ")
-    rasa_line = next(line for line in script.splitlines() if '"$BIN/rasa" run --model' in line)
-    assert "--port 5005" in rasa_line and '--interface "$INTERFACE"' in rasa_line
-    assert "--enable-api" not in rasa_line
-    assert 'INTERFACE="${CHAT_INTERFACE:-127.0.0.1}"' in script
-    assert 'SANIC_HOST="$INTERFACE" "$BIN/rasa" run actions' in script
+def test_make_run_keeps_the_http_api_off(servers, monkeypatch):
+    """`make run` starts Rasa without --enable-api, both servers on this machine only unless
+    CHAT_INTERFACE says otherwise; the test servers start it the same way (tools/servers.py)."""
+    monkeypatch.delenv("CHAT_INTERFACE", raising=False)
+    actions, assistant = local_servers(chat_interface())
+    option = lambda name: assistant.args[assistant.args.index(name) + 1]  # noqa: E731
+    assert option("--port") == "5005" and option("--interface") == "127.0.0.1"
+    assert actions.env["SANIC_HOST"] == "127.0.0.1"
+    assert "--enable-api" not in assistant.args and "--enable-api" not in servers.rasa.args
     name = new_sender()
     assert servers.say(name, "hello").status_code == 200
     sender = servers.sender_id(name)

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 import requests
 
-from conftest import ROOT, free_port, stop_process_group, wait_for
+from tools.servers import ROOT, free_port, stop_process_group, wait_for
 from workbench.candidate import read_status
 
 ARTIFACTS = ROOT / "tests" / "artifacts"

@@ -1,0 +1,1 @@
+"""Several replicas behind nginx: the production configuration (see deploy/README.md)."""

@@ -1,0 +1,1 @@
+"""Build and maintenance scripts, run as modules (`python -m scripts.prepare_models`)."""

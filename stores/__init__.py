@@ -1,0 +1,1 @@
+"""The conversation store and the conversation locks the servers use (endpoints.yml)."""
