@@ -299,16 +299,20 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parser().parse_args(argv)
+def run_command(args: argparse.Namespace, expected: Tuple[type, ...] = (ReviewError,)) -> int:
+    """Runs a parsed command of a trainers' tool; an expected error is one line, exit 2."""
     # Rasa's deprecation notes are for its developers, not for reviewers.
     warnings.filterwarnings("ignore")
     logging.getLogger("rasa").setLevel(logging.ERROR)
     try:
         return args.run(args)
-    except ReviewError as error:
+    except expected as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_command(parser().parse_args(argv))
 
 
 if __name__ == "__main__":

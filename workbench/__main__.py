@@ -2,10 +2,8 @@
 account (the password is asked twice, or read from standard input with --password-stdin)."""
 import argparse
 import getpass
-import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -13,6 +11,7 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 
 from tools.conversations import ROOT, ReviewError, open_store  # noqa: E402
+from tools.review import run_command  # noqa: E402
 from workbench.accounts import AccountError, Accounts  # noqa: E402
 
 DEFAULT_PORT = 5010
@@ -81,14 +80,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parser().parse_args(argv)
-    warnings.filterwarnings("ignore")
-    logging.getLogger("rasa").setLevel(logging.ERROR)
-    try:
-        return args.run(args)
-    except (AccountError, ReviewError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(parser().parse_args(argv), (AccountError, ReviewError))
 
 
 if __name__ == "__main__":
