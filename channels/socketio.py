@@ -126,7 +126,16 @@ def answers_websockets_itself(handle_request: Callable[..., Awaitable[Any]]) -> 
     unless the handler is marked as a WebSocket's, as Sanic's own are."""
 
     async def route(request: Any, *args: Any, **kwargs: Any) -> Any:
-        return await handle_request(request, *args, **kwargs)
+        try:
+            return await handle_request(request, *args, **kwargs)
+        except KeyError as error:
+            # A long-poll that arrives just after its session closed (a tab that left):
+            # engine.io raises instead of answering; the client only needs a 400.
+            if "disconnected" not in str(error):
+                raise
+            from sanic import response
+
+            return response.text("Session is disconnected", status=400)
 
     route.is_websocket = True  # type: ignore[attr-defined]
     return route

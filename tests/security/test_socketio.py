@@ -169,3 +169,13 @@ def test_every_tab_of_a_conversation_sees_every_reply_whichever_worker_it_reache
     first, others = asyncio.run(run())
     answer = variation(responses, "utter_faq/cold_turkey")
     assert [reply["text"] for reply in [first, *others]] == [answer] * 8
+
+
+def test_a_poll_for_a_session_that_just_closed_gets_400_not_a_traceback():
+    from channels.socketio import answers_websockets_itself
+
+    async def engineio_handle_request(request):
+        raise KeyError("Session is disconnected")
+
+    reply = asyncio.run(answers_websockets_itself(engineio_handle_request)(None))
+    assert reply.status == 400
