@@ -92,16 +92,23 @@ def test_a_crisis_phrase_overrides_a_fallback(nlp):
 
 
 def test_classifier_weight_on_crisis_escalates_too(nlp):
-    message = detect(nlp, "everything feels pointless", "faq", 0.5, [{"name": "crisis", "confidence": 0.4}])
+    message = detect(nlp, "everything feels pointless", "faq", 0.45, [{"name": "crisis", "confidence": 0.5}])
     assert message.get("intent")["name"] == "crisis"
     assert message.get("crisis_detector")["category"] == "classifier"
+
+
+def test_a_weak_crisis_vote_does_not_escalate(nlp):
+    """Below 0.5 the vote fired on "Strange or scary Ambien side effects?" (0.37)."""
+    message = detect(nlp, "strange or scary ambien side effects?", "faq", 0.6, [{"name": "crisis", "confidence": 0.37}])
+    assert message.get("intent") == {"name": "faq", "confidence": 0.6}
+    assert message.get("crisis_detector") is None
 
 
 def test_the_classifier_vote_on_a_message_of_unknown_words_is_set_aside(nlp):
     """The scope guard found no word of it in the training data (see scope_guard.py)."""
     message = Message(data={"text": "mornin", "scope": {"known_words": 0, "out": False}})
     message.set("intent", {"name": "nlu_fallback", "confidence": 0.0})
-    message.set("intent_ranking", [{"name": "nlu_fallback", "confidence": 0.0}, {"name": "crisis", "confidence": 0.4}])
+    message.set("intent_ranking", [{"name": "nlu_fallback", "confidence": 0.0}, {"name": "crisis", "confidence": 0.9}])
     CrisisDetector(CrisisDetector.get_default_config()).process([message], SpacyModel(model=nlp, model_name="test"))
     assert message.get("intent")["name"] == "nlu_fallback" and message.get("crisis_detector") is None
     # A crisis phrase still escalates, known words or not.
