@@ -20,7 +20,7 @@ from channels.guard import RATE_LIMIT
 from channels.rest import NOT_ISSUED
 from conftest import in_one_rate_window, texts_of
 from scale.stack import ORIGIN, Stack
-from tools.servers import chat_interface, local_servers
+from tools.servers import ROOT, chat_interface, local_servers
 
 EVIL = "https://evil.example"
 HSTS = "max-age=31536000; includeSubDomains"
@@ -81,6 +81,24 @@ def test_postgres_accepts_tls_connections_only(stack: Stack):
         "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)"
         " WHERE a.backend_type = 'client backend'")
     assert len(clients) > 1 and all(encrypted and version in ("TLSv1.2", "TLSv1.3") for encrypted, version in clients)
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "allow", "prefer", ""])
+def test_the_replicas_refuse_a_database_connection_that_may_be_plain(monkeypatch, sslmode):
+    """deploy/endpoints.yml with a DB_SSLMODE that lets libpq fall back to plain TCP (or
+    never try TLS) is refused before any connection is made."""
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.shared.exceptions import RasaException
+    from rasa.utils.endpoints import read_endpoint_config
+
+    for name in ["ACTION_SERVER_URL", "DB_HOST", "DB_PORT", "DB_DATABASE", "DB_USER", "DB_PASSWORD", "DB_CA_CERT",
+                 "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_CA_CERT"]:
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("DB_SSLMODE", sslmode)
+    settings = read_endpoint_config(str(ROOT / "deploy" / "endpoints.yml"), "tracker_store")
+    assert settings.kwargs["query"]["sslmode"] == sslmode
+    with pytest.raises(RasaException, match="sslmode.*require, verify-ca, verify-full"):
+        TrackerStore.create(settings)
 
 
 def test_redis_has_no_plain_port(stack: Stack):
