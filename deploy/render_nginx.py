@@ -4,6 +4,7 @@
         --certificate /etc/letsencrypt/live/help.example.org/fullchain.pem \
         --certificate-key /etc/letsencrypt/live/help.example.org/privkey.pem \
         --rasa 10.0.0.5:5005 --rasa 10.0.0.6:5005 --origin https://help.example.org \
+        --replica-ca /etc/withdrawal-help/tls/internal-ca.crt --replica-name rasa.internal \
         --trusted-proxy 10.0.0.0/8
 """
 import argparse
@@ -32,6 +33,7 @@ def https_port(listen: Text) -> Text:
 def render(
     listen: Text, listen_http: Text, certificate: Text, certificate_key: Text,
     rasa_servers: Iterable[Text], origins: Iterable[Text], trusted_proxy: Text,
+    replica_ca: Text, replica_name: Text,
 ) -> Text:
     servers = "\n".join(f"        server {server} max_fails=1 fail_timeout=10s;" for server in rasa_servers)
     allowed = "\n".join(f'        "{origin}" 1;' for origin in origins)
@@ -45,6 +47,8 @@ def render(
         .replace("@RASA_SERVERS@", servers)
         .replace("@ALLOWED_ORIGINS@", allowed)
         .replace("@TRUSTED_PROXY@", trusted_proxy)
+        .replace("@REPLICA_CA@", replica_ca)
+        .replace("@REPLICA_NAME@", replica_name)
         .replace("@TOO_LONG@", reply(messages.TOO_LONG))
         .replace("@TOO_FAST@", reply(messages.TOO_FAST))
         .replace("@CANNOT_ANSWER@", reply(messages.CANNOT_ANSWER))
@@ -60,6 +64,8 @@ if __name__ == "__main__":
     parser.add_argument("--rasa", action="append", required=True, help="host:port of a replica")
     parser.add_argument("--origin", action="append", default=[], help="a site allowed to chat")
     parser.add_argument("--trusted-proxy", default="127.0.0.1", help="address of the load balancer in front")
+    parser.add_argument("--replica-ca", required=True, help="PEM file of the CA that signed the replicas' certificates")
+    parser.add_argument("--replica-name", required=True, help="the host name in the replicas' certificates")
     args = parser.parse_args()
     print(render(args.listen, args.listen_http, args.certificate, args.certificate_key, args.rasa, args.origin,
-                 args.trusted_proxy))
+                 args.trusted_proxy, args.replica_ca, args.replica_name))

@@ -83,6 +83,7 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from tools.conversations import purge
@@ -97,6 +98,9 @@ RETRY_SECONDS = float(os.environ.get("TRACKER_STORE_RETRY_SECONDS", 30))
 RETRY_PAUSE = 0.5
 # Seconds between two retention purges of one store (one server worker).
 PURGE_INTERVAL = 3600
+# libpq's sslmodes that always encrypt. The others (disable, allow, and prefer, libpq's
+# default) may send conversations in the clear, so PostgreSQL is refused with them.
+TLS_SSLMODES = ("require", "verify-ca", "verify-full")
 # Events whose effect outlasts their turn: kept, in order, ahead of the recent turns.
 CARRIED = (SlotSet, AllSlotsReset, Restarted, ActiveLoop, ConversationPaused, ConversationResumed)
 
@@ -190,6 +194,12 @@ class CachedSQLTrackerStore(SQLTrackerStore):
     ) -> None:
         if kwargs.get("dialect", "sqlite") == "sqlite":
             create_private(kwargs.get("db", "rasa.db"))
+        elif str(kwargs.get("dialect")).startswith("postgresql"):
+            sslmode = (kwargs.get("query") or {}).get("sslmode")
+            if sslmode not in TLS_SSLMODES:
+                raise RasaException(
+                    f"PostgreSQL's sslmode (DB_SSLMODE) is {sslmode!r}: it must be one of {', '.join(TLS_SSLMODES)}, "
+                    "or conversations may cross the network in the clear.")
         super().__init__(*args, **kwargs)
         self.recent_events = int(recent_events)
         self.cache_size = int(cache_size)

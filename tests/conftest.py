@@ -4,10 +4,12 @@
 here uses the same models/withdrawal-help.tar.gz.
 """
 import asyncio
+import sqlite3
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, Iterator, List, Optional, Text
 
 import pytest
 import yaml
@@ -110,6 +112,19 @@ class Servers(RestClient):
         self.actions = action_server(self.action_port, workdir / "actions.log", env=self.env).start()
         self.rasa = rasa_server(self.rasa_port, workdir / "rasa.log", endpoints=self.endpoints,
                                 credentials=self.credentials, cors="*", env=self.env).start()
+
+    @contextmanager
+    def lock_store_broken(self) -> Iterator[None]:
+        """While this lasts, the conversation locks cannot be read (their table is moved
+        away, as a damaged store would fail): no message can be handled. The rate counts
+        live beside them and still work."""
+        with sqlite3.connect(self.workdir / "locks.db", timeout=30) as db:
+            db.execute("ALTER TABLE locks RENAME TO locks_away")
+        try:
+            yield
+        finally:
+            with sqlite3.connect(self.workdir / "locks.db", timeout=30) as db:
+                db.execute("ALTER TABLE locks_away RENAME TO locks")
 
     def stop(self) -> None:
         """Stops both servers; a traceback in either log fails the tests that used them."""

@@ -16,9 +16,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from rasa.shared.nlu.training_data.loading import load_data
 
-from channels.messages import TOO_FAST
+from channels.messages import TOO_FAST, TOO_LONG
 from channels.rest import reply
-from conftest import ROOT, variation
+from conftest import ROOT, eventually, variation
 from test_data import examples_by_label
 
 WIDGET = ROOT / "build" / "widget"
@@ -80,12 +80,16 @@ def expected(responses, servers):
         # The REST channel's answer when one sender writes too fast (channels/rest.py).
         "too_fast": TOO_FAST,
         "too_fast_body": reply("", TOO_FAST),
+        # Its answer to a message over the size limit (channels/rest.py, and nginx's in deploy/).
+        "too_long": TOO_LONG,
+        "too_long_body": reply("", TOO_LONG),
     }
 
 
 SCENARIOS = [
     "conversation", "hostile", "keyboard", "mobile", "reconnect", "rest_fallback",
-    "storage", "idle", "local_storage", "malformed", "refused", "demo_server", "accessibility",
+    "storage", "idle", "local_storage", "malformed", "refused", "too_long", "rest_start_over", "demo_server",
+    "accessibility",
 ]
 
 
@@ -106,3 +110,10 @@ def test_widget_in_chromium(servers, demo_page, expected, scenario):
         with sqlite3.connect(servers.db) as db:
             left = db.execute("SELECT COUNT(*) FROM events WHERE sender_id = ?", (report["started_over"],))
             assert left.fetchone()[0] == 0
+    if "kept" in report:  # ... and only that one: the conversation begun after it is stored
+        assert eventually(lambda: stored_events(servers, report["kept"]), lambda count: count > 0) > 0
+
+
+def stored_events(servers, sender):
+    with sqlite3.connect(servers.db) as db:
+        return db.execute("SELECT COUNT(*) FROM events WHERE sender_id = ?", (sender,)).fetchone()[0]

@@ -1,6 +1,7 @@
 """The production topology on loopback: PostgreSQL, Redis, nginx, two Rasa replicas and
 one action server, all real processes started here (deploy/ holds their configuration).
-nginx, PostgreSQL and Redis speak TLS only, with a certificate from a throwaway CA.
+nginx, the replicas, PostgreSQL and Redis speak TLS only, with a certificate from a
+throwaway CA.
 """
 import os
 import secrets
@@ -21,6 +22,7 @@ from tools.servers import (
 )
 
 ORIGIN = DEMO_ORIGIN  # the demo page's origin, as `make run` serves it
+REPLICA_NAME = "localhost"  # the name nginx checks in the replicas' certificate
 DB_USER, DB_NAME = "rasa", "rasa"
 
 
@@ -199,17 +201,20 @@ class Stack(RestClient):
         (self.nginx_dir / "logs").mkdir(parents=True)
         (self.nginx_dir / "nginx.conf").write_text(render(
             f"127.0.0.1:{self.port}", f"127.0.0.1:{self.http_port}", str(self.tls.certificate), str(self.tls.key),
-            [r.address for r in self.replicas], [ORIGIN], "127.0.0.1"))
+            [r.address for r in self.replicas], [ORIGIN], "127.0.0.1", str(self.tls.ca), REPLICA_NAME))
         self.nginx.start()
 
     def replica(self, index: int) -> Server:
-        """A Rasa replica with the production endpoints (deploy/) and its HTTP API behind a token."""
+        """A Rasa replica with the production endpoints (deploy/), serving TLS only, its HTTP
+        API behind a token."""
         port = free_port()
+        tls = ["--ssl-certificate", str(self.tls.certificate), "--ssl-keyfile", str(self.tls.key)]
         server = rasa_server(port, self.workdir / f"rasa-{index}.log", endpoints=ROOT / "deploy" / "endpoints.yml",
                              credentials=ROOT / "credentials.yml", cors=ORIGIN,
-                             options=["--enable-api", "--auth-token", self.api_token], env=self.env)
+                             options=["--enable-api", "--auth-token", self.api_token, *tls], env=self.env)
         server.address = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
-        server.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        server.url = f"https://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        server.health = server.url + "/"
         return server
 
     def redis_client(self) -> redis.Redis:

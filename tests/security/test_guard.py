@@ -1,6 +1,7 @@
 """The guard every channel shares: counts that several processes share, windows that end,
 hashed keys, and a message let through when the counts are down."""
 import asyncio
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -13,7 +14,7 @@ from rasa.core.channels.channel import OutputChannel
 from channels import guard
 from channels.guard import Guard, Limits, MemoryCounts, RedisCounts, SQLiteCounts, readable
 from channels.messages import TOO_FAST, TOO_LONG
-from conftest import in_one_rate_window, texts_of
+from conftest import ROOT, Servers, in_one_rate_window, load_yaml, texts_of
 from tools.servers import free_port
 
 PHONE = "+15551234567"
@@ -180,6 +181,40 @@ def test_both_workers_share_one_conversations_count(servers):
     with ThreadPoolExecutor(8) as pool:
         statuses += list(pool.map(lambda _: servers.say(name, "hi").status_code, range(34)))
     assert sorted(statuses) == [200] * 30 + [429] * 5
+
+
+ADDRESS_LIMIT = 5  # messages a minute from one client address on the `one_address` server
+
+
+@pytest.fixture(scope="module")
+def one_address(tmp_path_factory):
+    """A server whose REST channel takes ADDRESS_LIMIT messages a minute from one client
+    address (the other test servers lift that limit: all their clients are 127.0.0.1)."""
+    credentials = load_yaml(ROOT / "credentials.yml")
+    credentials["channels.rest.CheckedRestInput"] = {"address_rate_limit": ADDRESS_LIMIT}
+    running = Servers(tmp_path_factory.mktemp("one-address"), credentials=credentials)
+    yield running
+    running.stop()
+
+
+def test_one_address_is_refused_whatever_new_conversations_it_starts(one_address):
+    """A flood that starts a new conversation with every message (each id a new one the
+    server issued) stays within the per-conversation limit: the address limit stops it,
+    with the kind reply and the emergency numbers, and the refused id's conversation is
+    not stored."""
+    in_one_rate_window(30)
+    answers = [requests.post(one_address.url + "/webhooks/rest/webhook", json={"message": "hi"}, timeout=60)
+               for _ in range(ADDRESS_LIMIT + 2)]
+    assert [answer.status_code for answer in answers] == [200] * ADDRESS_LIMIT + [429, 429]
+    senders = [answer.json()[0]["recipient_id"] for answer in answers]
+    assert len(set(senders)) == len(senders) and all(sender.startswith("web-") for sender in senders)
+    refused = answers[-1].json()
+    assert texts_of(refused) == [TOO_FAST] and "911" in TOO_FAST and "988" in TOO_FAST
+    # An issued conversation of the same address is refused too: the count is the address's.
+    assert one_address.say_as(senders[0], "hi").status_code == 429
+    with sqlite3.connect(one_address.db) as db:
+        stored = {sender for (sender,) in db.execute("SELECT DISTINCT sender_id FROM events")}
+    assert set(senders[:ADDRESS_LIMIT]) <= stored and not stored & set(senders[ADDRESS_LIMIT:])
 
 
 def test_signatures_and_secret_tokens_are_compared_in_constant_time(monkeypatch):

@@ -4,25 +4,30 @@ as each messaging app receives it.
 A second real server runs here with test secrets for every messaging app set in its
 environment, so credentials.messaging.yml is read exactly as `make run` reads it. Nothing
 leaves the machine: Telegram's API is a local receiver (the channel's `api_url`), and the
-server's HTTPS proxy is a local one that refuses every connection (so Twilio's API is
-never reached; its refusals show that the bot tried to send an SMS).
+server's HTTPS proxy is a local one. The proxy refuses every connection (so Twilio's API
+is never reached; its refusals show that the bot tried to send an SMS), except to Slack's
+and Facebook's APIs, which it answers itself with a certificate of a throwaway CA that
+the server trusts: so the tests read what the assistant sent each app.
 """
 import hashlib
 import hmac
 import json
+import ssl
+import subprocess
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
+from xml.etree import ElementTree
 
 import pytest
 import requests
 import yaml
 
-from channels.messages import TOO_LONG
-from conftest import ROOT, Servers, texts_of, variation
+from channels.messages import CANNOT_ANSWER, TOO_FAST, TOO_LONG
+from conftest import ROOT, Servers, eventually, in_one_rate_window, texts_of, variation
 from scripts.credentials import messaging_channels
 
 SECRETS = {
@@ -36,27 +41,54 @@ SECRETS = {
     "TWILIO_WEBHOOK_URL": "https://chat.example.org/webhooks/twilio/webhook",
 }
 TELEGRAM = "channels.messaging.CheckedTelegramInput"
+SLACK, FACEBOOK = "channels.messaging.CheckedSlackInput", "channels.messaging.CheckedFacebookInput"
+TWILIO = "channels.twilio.CheckedTwilioInput"
 CRISIS_MESSAGE = "i took a whole bottle of pills"
 QUESTION = "what are the symptoms of opiate withdrawal?"
 
 
+# The apps' API hosts whose HTTPS the servers' proxy answers itself (see `Receiver`).
+OPENED_HOSTS = ("slack.com", "graph.facebook.com")
+
+
+def api_certificates(folder):
+    """A throwaway CA, and a certificate it signed for OPENED_HOSTS; (CA file, server context)."""
+    ca, ca_key, certificate, key = (folder / name for name in ("ca.crt", "ca.key", "api.crt", "api.key"))
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
+    names = ",".join(f"DNS:{host}" for host in OPENED_HOSTS)
+    for args in (["-keyout", ca_key, "-out", ca, "-subj", "/CN=messaging test CA"],
+                 ["-keyout", key, "-out", certificate, "-subj", "/CN=api", "-CA", ca, "-CAkey", ca_key,
+                  "-addext", f"subjectAltName={names}", "-addext", "basicConstraints=critical,CA:FALSE"]):
+        subprocess.run(["openssl", "req", "-x509", *new_key, *map(str, args)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    return ca, context
+
+
 class Receiver:
     """A local HTTP endpoint that records what is POSTed to it (a callback app, or a
-    messaging platform's API) and answers each path with the JSON a real one would."""
+    messaging platform's API) and answers each path with the JSON a real one would.
 
-    def __init__(self, answers=None):
+    As the servers' HTTPS proxy it refuses every tunnel (CONNECT), except, given `tls`
+    (a server context for OPENED_HOSTS), to those hosts: it answers their requests
+    itself and records them as `https://<host><path>`."""
+
+    def __init__(self, answers=None, tls=None):
         self.requests, self.answers = [], answers or {}
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            tunnel = ""  # the host of an opened HTTPS tunnel
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 if "json" in self.headers.get("Content-Type", ""):
                     data = json.loads(body)
                 else:
                     data = {key: values[0] for key, values in parse_qs(body).items()}
-                receiver.requests.append((self.path, data))
-                answer = next((a for part, a in receiver.answers.items() if part in self.path), {})
+                path = f"https://{self.tunnel}{self.path}" if self.tunnel else self.path
+                receiver.requests.append((path, data))
+                answer = next((a for part, a in receiver.answers.items() if part in path), {})
                 payload = json.dumps(answer).encode()
                 self.send_response(201 if "Messages.json" in self.path else 200)
                 self.send_header("Content-Type", "application/json")
@@ -65,8 +97,20 @@ class Receiver:
                 self.wfile.write(payload)
 
             def do_CONNECT(self):
-                # As the servers' HTTPS proxy: records where a request was going, refuses it.
+                # As the servers' HTTPS proxy: records where a request was going, refuses it
+                # unless it goes to an opened host.
                 receiver.requests.append(("CONNECT " + self.path, {}))
+                host = self.path.rsplit(":", 1)[0]
+                if tls is not None and host in OPENED_HOSTS:
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.flush()
+                    self.connection = tls.wrap_socket(self.connection, server_side=True)
+                    self.rfile, self.wfile = self.connection.makefile("rb"), self.connection.makefile("wb")
+                    self.tunnel = host
+                    self.handle_one_request()
+                    self.close_connection = True
+                    return
                 self.send_response(403)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -102,32 +146,54 @@ TELEGRAM_ANSWERS = {
 }
 
 
-# Longer messages are refused on the callback and Telegram channels of these tests.
+# Longer messages are refused on the callback and messaging channels of these tests.
 MAX_CHARS = 2000
+# Messages a minute per conversation on the callback channel of these tests (the longest
+# conversation below has four).
+CALLBACK_RATE_LIMIT = 5
+
+
+# What Slack's and Facebook's APIs answer a sent message (through the proxy).
+APP_ANSWERS = {
+    "https://slack.com/api/": {"ok": True},
+    "https://graph.facebook.com/": {"recipient_id": "fb-user", "message_id": "m1"},
+}
+# Messages a minute per conversation on Slack and Facebook in these tests.
+APP_RATE_LIMIT = 2
 
 
 @pytest.fixture(scope="module")
-def apis():
+def api_ca(tmp_path_factory):
+    return api_certificates(tmp_path_factory.mktemp("api-tls"))
+
+
+@pytest.fixture(scope="module")
+def apis(api_ca):
     """The server's way out: Telegram's API, and the proxy of every other HTTPS request."""
-    receiver = Receiver(TELEGRAM_ANSWERS)
+    receiver = Receiver({**TELEGRAM_ANSWERS, **APP_ANSWERS}, tls=api_ca[1])
     yield receiver
     receiver.stop()
 
 
 @pytest.fixture(scope="module")
-def messaging(tmp_path_factory, callback_app, apis):
+def messaging(tmp_path_factory, callback_app, apis, api_ca):
     """A real server with credentials.yml (callback pointed at the receiver) plus the
     messaging channels that the test secrets turn on."""
     credentials = yaml.safe_load((ROOT / "credentials.yml").read_text())
     credentials["channels.rest.CheckedCallbackInput"]["url"] = callback_app.url + "/bot"
     credentials.update(messaging_channels({**SECRETS}))
     credentials[TELEGRAM]["api_url"] = apis.url + "/telegram"
-    for name in ("channels.rest.CheckedCallbackInput", TELEGRAM):
+    for name in ("channels.rest.CheckedCallbackInput", TELEGRAM, SLACK, FACEBOOK, TWILIO):
         credentials[name]["max_message_chars"] = MAX_CHARS
+    credentials["channels.rest.CheckedCallbackInput"]["rate_limit"] = CALLBACK_RATE_LIMIT
+    for name in (SLACK, FACEBOOK):
+        credentials[name]["rate_limit"] = APP_RATE_LIMIT
     # An app's servers send all its users' messages: an address limit must not apply to them.
-    for name in (TELEGRAM, "channels.twilio.CheckedTwilioInput"):
+    for name in (TELEGRAM, TWILIO):
         credentials[name]["address_rate_limit"] = 1
-    env = {**SECRETS, "https_proxy": apis.url, "no_proxy": "127.0.0.1,localhost"}
+    # The server trusts the CA of the proxy's opened hosts (OpenSSL's default, and requests').
+    env = {**SECRETS, "https_proxy": apis.url, "no_proxy": "127.0.0.1,localhost",
+           "SSL_CERT_FILE": str(api_ca[0]), "REQUESTS_CA_BUNDLE": str(api_ca[0])}
     running = Servers(tmp_path_factory.mktemp("messaging"), credentials=credentials, env=env)
     yield running
     running.stop()
@@ -210,6 +276,20 @@ def test_a_refused_message_gets_the_kind_reply_on_the_callback_channel_and_teleg
     assert response.status_code == 200
     assert sent_to(apis, chat_id) == [TOO_LONG]
     assert user_messages(messaging, f"telegram:{chat_id}") == []
+
+
+def test_a_too_fast_callback_sender_gets_the_kind_reply_at_the_app(messaging, callback_app):
+    """The refusal goes where the callback channel's replies go, to the app's url."""
+    in_one_rate_window(30)
+    sender = uuid.uuid4().hex
+    for _ in range(CALLBACK_RATE_LIMIT):
+        callback_say(messaging, sender, "hello")
+    answered = [body for _, body in callback_app.take()]
+    assert answered and TOO_FAST not in texts_of(answered)
+    callback_say(messaging, sender, "hello")
+    assert [(body["recipient_id"], body["text"]) for _, body in callback_app.take()] == [(sender, TOO_FAST)]
+    assert "911" in TOO_FAST and "988" in TOO_FAST
+    assert len(user_messages(messaging, sender)) == CALLBACK_RATE_LIMIT
 
 
 def test_the_callback_channel_refuses_malformed_requests(messaging, callback_app):
@@ -335,6 +415,61 @@ def test_facebook_rejects_unsigned_or_wrongly_signed_requests_and_accepts_signed
     assert (response.status_code, response.text) == (200, "success")
 
 
+def slack_message(server, user, text):
+    """A signed direct message from `user`, as Slack's Events API sends it."""
+    body = json.dumps({"type": "event_callback", "team_id": "T0TEST", "event": {
+        "type": "message", "channel_type": "im", "channel": f"D{user}", "user": user, "text": text,
+        "ts": f"{time.time():.6f}"}}).encode()
+    return requests.post(server.url + "/webhooks/slack/webhook", data=body, headers=slack_headers(body), timeout=60)
+
+
+def facebook_message(server, user, text):
+    """A signed text message from `user`, as Messenger's webhook sends it."""
+    body = json.dumps({"object": "page", "entry": [{"id": "page", "time": 0, "messaging": [
+        {"sender": {"id": user}, "recipient": {"id": "page"}, "timestamp": 0,
+         "message": {"mid": "m-" + uuid.uuid4().hex, "text": text}}]}]}).encode()
+    return facebook_post(server, body, facebook_signature(body))
+
+
+def texts_sent_in_app(apis, app, user):
+    """The texts the server asked Slack's or Facebook's API to show `user` (through the proxy)."""
+    if app == "slack":
+        return [body["text"] for path, body in apis.requests
+                if path == "https://slack.com/api/chat.postMessage" and body.get("channel") == f"D{user}"]
+    return [body["message"].get("text") for path, body in apis.requests
+            if path.startswith("https://graph.facebook.com/") and path.split("?")[0].endswith("/me/messages")
+            and body.get("recipient", {}).get("id") == user and "message" in body]
+
+
+@pytest.mark.parametrize("app, send", [("slack", slack_message), ("facebook", facebook_message)])
+def test_a_signed_app_message_too_long_or_too_fast_gets_the_kind_reply_in_the_app(messaging, apis, app, send):
+    """Slack and Messenger reply through their APIs: a refusal must reach the person there,
+    with 911 and 988, and the refused message is not stored. (Rasa's Slack channel handles
+    a message after answering the webhook, hence the waits.)"""
+    in_one_rate_window(40)
+    user = "U" + uuid.uuid4().hex[:10].upper()
+
+    def sent_once_more(count):
+        """What the user was sent, once it is more than `count` texts (each message's
+        first reply means it was counted)."""
+        return eventually(lambda: texts_sent_in_app(apis, app, user), lambda texts: len(texts) > count, timeout=60)
+
+    assert send(messaging, user, "please help " * MAX_CHARS).status_code == 200
+    assert sent_once_more(0) == [TOO_LONG]
+    for _ in range(APP_RATE_LIMIT):
+        count = len(texts_sent_in_app(apis, app, user))
+        assert send(messaging, user, "hello").status_code == 200
+        sent_once_more(count)
+    assert TOO_FAST not in texts_sent_in_app(apis, app, user)
+    assert send(messaging, user, "hello").status_code == 200
+    sent = eventually(lambda: texts_sent_in_app(apis, app, user), lambda texts: TOO_FAST in texts, timeout=60)
+    assert sent.count(TOO_FAST) == 1 and sent.count(TOO_LONG) == 1
+    assert all("911" in text and "988" in text for text in (TOO_LONG, TOO_FAST))
+    stored = eventually(lambda: [m["text"] for m in user_messages(messaging, f"{app}:{user}")],
+                        lambda texts: len(texts) >= APP_RATE_LIMIT)
+    assert stored == ["hello"] * APP_RATE_LIMIT
+
+
 def twilio_post(server, form, signature):
     headers = {"X-Twilio-Signature": signature} if signature else {}
     return requests.post(server.url + "/webhooks/twilio/webhook", data=form, headers=headers, timeout=60)
@@ -387,6 +522,31 @@ def test_a_replayed_sms_is_answered_once(messaging, apis):
     form, signature = signed_sms(sender, QUESTION, "SM" + uuid.uuid4().hex)
     assert twilio_post(messaging, form, signature).status_code == 200
     assert [m["text"] for m in user_messages(messaging, f"twilio:{sender}")] == [QUESTION, QUESTION]
+
+
+def twiml_messages(response):
+    """The texts of the <Message>s of a TwiML answer, which Twilio texts back."""
+    assert response.headers["Content-Type"].startswith("text/xml")
+    return [message.text for message in ElementTree.fromstring(response.text).iter("Message")]
+
+
+def test_twilio_answers_a_refused_or_failed_sms_in_its_twiml(messaging):
+    """An SMS that may not be handled, or cannot be, gets the kind reply in the webhook's
+    own answer (TwiML): Twilio texts it back, with 911 and 988."""
+    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    form, signature = signed_sms(phone, "please help " * MAX_CHARS, "SM" + uuid.uuid4().hex)
+    refused = twilio_post(messaging, form, signature)
+    assert refused.status_code == 200 and twiml_messages(refused) == [TOO_LONG]
+    form, signature = signed_sms(phone, CRISIS_MESSAGE, "SM" + uuid.uuid4().hex)
+    with messaging.lock_store_broken():
+        failed = twilio_post(messaging, form, signature)
+    assert failed.status_code == 200 and twiml_messages(failed) == [CANNOT_ANSWER]
+    assert all("911" in text and "988" in text for text in (TOO_LONG, CANNOT_ANSWER))
+    assert user_messages(messaging, f"twilio:{phone}") == []
+    # Twilio sends an SMS whose webhook failed again: now it is handled, once.
+    again = twilio_post(messaging, form, signature)
+    assert again.status_code == 200 and twiml_messages(again) == []
+    assert [m["text"] for m in user_messages(messaging, f"twilio:{phone}")] == [CRISIS_MESSAGE]
 
 
 def test_no_rest_client_can_write_into_an_sms_conversation(messaging):

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import socketio
 
-from channels.messages import TOO_FAST
+from channels.messages import CANNOT_ANSWER, TOO_FAST
 from channels.socketio import NOT_TEXT
 from conftest import ROOT, SOCKETIO, Servers, eventually, in_one_rate_window, load_yaml, variation
 
@@ -128,6 +128,21 @@ def test_flooding_and_odd_messages_get_kind_replies(strict, responses):
     assert not_text["text"] == NOT_TEXT and "911" in not_text["text"]
     assert answered["text"] == variation(responses, "utter_faq/cold_turkey")
     assert refused["text"] == TOO_FAST
+
+
+def test_a_message_that_cannot_be_answered_gets_the_kind_reply(servers, responses):
+    """The lock store fails while a person writes: they still hear where help is, and the
+    conversation goes on once the store is back."""
+    async def run():
+        async with Client(servers.url) as client:
+            await client.session(None)
+            with servers.lock_store_broken():
+                failed = await client.say("i took a whole bottle of pills")
+            answered = await client.say("what is cold turkey")
+            return failed, answered
+    failed, answered = asyncio.run(run())
+    assert failed["text"] == CANNOT_ANSWER and "911" in CANNOT_ANSWER and "988" in CANNOT_ANSWER
+    assert answered["text"] == variation(responses, "utter_faq/cold_turkey")
 
 
 def test_starting_over_deletes_the_conversation_on_the_server(servers):

@@ -1,11 +1,14 @@
-"""Security and privacy on the real stack: TLS to nginx, PostgreSQL and Redis, Rasa's
-HTTP API, CORS, socket.io sessions, request size, per-sender rate limit, and what the
-logs keep."""
+"""Security and privacy on the real stack: TLS to nginx, the replicas, PostgreSQL and
+Redis, Rasa's HTTP API, CORS, socket.io sessions, request size, nginx's limits and the
+replicas' per-sender and per-address ones, and what the logs keep."""
 import asyncio
 import re
 import socket
 import ssl
+import subprocess
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Text
 
 import aiohttp
@@ -15,12 +18,13 @@ import redis
 import requests
 import socketio
 
-from channels.messages import TOO_FAST, TOO_LONG
-from channels.guard import RATE_LIMIT
+from channels.messages import CANNOT_ANSWER, TOO_FAST, TOO_LONG
+from channels.guard import ADDRESS_RATE_LIMIT, RATE_LIMIT
 from channels.rest import NOT_ISSUED
-from conftest import in_one_rate_window, texts_of
+from conftest import eventually, in_one_rate_window, texts_of
+from deploy.render_nginx import render
 from scale.stack import ORIGIN, Stack
-from tools.servers import chat_interface, local_servers
+from tools.servers import ROOT, chat_interface, free_port, local_servers
 
 EVIL = "https://evil.example"
 HSTS = "max-age=31536000; includeSubDomains"
@@ -28,6 +32,13 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 def new_sender() -> Text:
     return uuid.uuid4().hex
+
+
+def new_client() -> Text:
+    """An address of its own for one test's client, as nginx's trusted load balancer in
+    front names it (X-Forwarded-For): nginx's and the replicas' limits count per address."""
+    number = uuid.uuid4().int
+    return f"10.{number % 250 + 1}.{number // 250 % 250 + 1}.{number // 62500 % 250 + 1}"
 
 
 def test_plain_http_only_redirects_to_https(stack: Stack):
@@ -72,6 +83,36 @@ def test_tls_before_1_2_is_refused(stack: Stack):
     assert tls_version(stack, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
 
 
+def test_nginx_reaches_the_replicas_over_checked_tls(stack: Stack, tmp_path):
+    """The replicas answer TLS only, and nginx passes requests on only to a replica whose
+    certificate the internal CA signed for the configured name."""
+    conf = (stack.nginx_dir / "nginx.conf").read_text()
+    assert "proxy_ssl_verify on;" in conf and "proxy_pass http://" not in conf
+    for replica in stack.replicas:
+        assert requests.get(replica.url + "/", timeout=30).status_code == 200
+        with pytest.raises(requests.ConnectionError):
+            requests.get(replica.url.replace("https://", "http://") + "/", timeout=30)
+    # An nginx that expects another name in the replicas' certificate reaches none of them.
+    (tmp_path / "logs").mkdir()
+    port = free_port()
+    (tmp_path / "nginx.conf").write_text(render(
+        f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}", str(stack.tls.certificate), str(stack.tls.key),
+        [r.address for r in stack.replicas], [ORIGIN], "127.0.0.1", str(stack.tls.ca), "not-the-replica.example"))
+    nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
+    try:
+        def answer():
+            try:
+                return requests.get(f"https://127.0.0.1:{port}/", timeout=30)
+            except requests.ConnectionError:
+                return None
+        refused = eventually(answer, lambda response: response is not None)
+        assert refused.status_code == 502 and texts_of(refused.json()) == [CANNOT_ANSWER]
+    finally:
+        nginx.terminate()
+        nginx.wait()
+    assert "upstream SSL certificate does not match" in (tmp_path / "logs" / "error.log").read_text()
+
+
 def test_postgres_accepts_tls_connections_only(stack: Stack):
     with pytest.raises(psycopg2.OperationalError, match="no encryption"):
         stack.postgres.connect(sslmode="disable")
@@ -81,6 +122,24 @@ def test_postgres_accepts_tls_connections_only(stack: Stack):
         "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)"
         " WHERE a.backend_type = 'client backend'")
     assert len(clients) > 1 and all(encrypted and version in ("TLSv1.2", "TLSv1.3") for encrypted, version in clients)
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "allow", "prefer", ""])
+def test_the_replicas_refuse_a_database_connection_that_may_be_plain(monkeypatch, sslmode):
+    """deploy/endpoints.yml with a DB_SSLMODE that lets libpq fall back to plain TCP (or
+    never try TLS) is refused before any connection is made."""
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.shared.exceptions import RasaException
+    from rasa.utils.endpoints import read_endpoint_config
+
+    for name in ["ACTION_SERVER_URL", "DB_HOST", "DB_PORT", "DB_DATABASE", "DB_USER", "DB_PASSWORD", "DB_CA_CERT",
+                 "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_CA_CERT"]:
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("DB_SSLMODE", sslmode)
+    settings = read_endpoint_config(str(ROOT / "deploy" / "endpoints.yml"), "tracker_store")
+    assert settings.kwargs["query"]["sslmode"] == sslmode
+    with pytest.raises(RasaException, match="sslmode.*require, verify-ca, verify-full"):
+        TrackerStore.create(settings)
 
 
 def test_redis_has_no_plain_port(stack: Stack):
@@ -244,6 +303,82 @@ def test_the_replicas_share_one_conversations_count(stack: Stack):
     urls = [replica.url for replica in stack.replicas]
     statuses = [stack.say(sender, "hi", url=urls[turn % 2]).status_code for turn in range(RATE_LIMIT + 2)]
     assert statuses == [200] * RATE_LIMIT + [429, 429]
+
+
+def test_clients_behind_nginx_are_counted_by_their_own_address(stack: Stack):
+    """The replicas count the client's address that nginx passes on (SANIC_PROXIES_COUNT=1),
+    not nginx's own: a client that used up its messages of the minute is refused with the
+    replicas' kind reply, while other clients behind the same nginx are answered."""
+    in_one_rate_window(50)
+    flooder, other = new_client(), new_client()
+    webhook = "/webhooks/rest/webhook"
+
+    def start_conversation(url: Text, client: Text = "") -> requests.Response:
+        headers = {"X-Forwarded-For": client} if client else {}
+        return requests.post(url + webhook, json={"message": "hi"}, headers=headers, timeout=120)
+
+    # Its earlier messages, each starting a new conversation, sent to the replicas with the
+    # header nginx sets (nginx itself allows an address 10 requests a second).
+    urls = [stack.replicas[turn % 2].url for turn in range(ADDRESS_RATE_LIMIT)]
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(lambda url: start_conversation(url, flooder).status_code, urls))
+    assert statuses == [200] * ADDRESS_RATE_LIMIT
+    refused = start_conversation(stack.url, flooder)
+    assert refused.status_code == 429 and texts_of(refused.json()) == [TOO_FAST]
+    assert refused.json()[0]["recipient_id"].startswith("web-")  # the replica's reply, not nginx's
+    assert start_conversation(stack.url, other).status_code == 200
+    assert start_conversation(stack.url).status_code == 200  # the load balancer's own address
+
+
+@pytest.mark.parametrize("method, path, passed", [("GET", "/", 200), ("POST", "/webhooks/rest/webhook", 400)])
+def test_a_burst_over_nginx_rate_gets_its_kind_429(stack: Stack, method, path, passed):
+    """nginx lets one client address send 10 requests a second with a burst of 20; beyond
+    that it answers 429 itself, with the emergency numbers. (An empty JSON body: the
+    replica refuses it at once with a 400, so the burst is nginx's to count.)"""
+    client = new_client()
+    with requests.Session() as session:
+        session.headers["X-Forwarded-For"] = client
+        body = {} if method == "POST" else None
+        answers = [session.request(method, stack.url + path, json=body, timeout=30) for _ in range(80)]
+    statuses = [answer.status_code for answer in answers]
+    assert statuses[:21] == [passed] * 21 and 429 in statuses, statuses
+    assert set(statuses) == {passed, 429}, statuses
+    for answer in answers:
+        if answer.status_code == 429:
+            assert answer.json() == [{"recipient_id": "", "text": TOO_FAST}]
+    assert "911" in TOO_FAST and "988" in TOO_FAST
+    assert requests.get(stack.url + "/", headers={"X-Forwarded-For": new_client()}, timeout=30).status_code == 200
+
+
+def held_request(stack: Stack, client: Text) -> ssl.SSLSocket:
+    """A connection to nginx whose REST request never finishes sending its body: nginx
+    keeps it open, waiting."""
+    raw = socket.create_connection(("127.0.0.1", stack.port), timeout=30)
+    connection = stack.tls.context().wrap_socket(raw, server_hostname="127.0.0.1")
+    connection.sendall(f"POST /webhooks/rest/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: {client}\r\n"
+                       "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode())
+    return connection
+
+
+def test_too_many_open_connections_from_one_client_are_refused(stack: Stack):
+    """nginx lets one client address hold 20 requests open at once; the next gets its kind
+    429, while other clients are served, and the client is served again once some end."""
+    client = new_client()
+    held = [held_request(stack, client) for _ in range(20)]
+    try:
+        time.sleep(2.5)  # the rate limit's burst fills up again: only the connections are too many
+        refused = requests.post(stack.url + "/webhooks/rest/webhook", json={"message": "hi"},
+                                headers={"X-Forwarded-For": client}, timeout=30)
+        assert refused.status_code == 429 and refused.json() == [{"recipient_id": "", "text": TOO_FAST}]
+        assert requests.get(stack.url + "/", headers={"X-Forwarded-For": new_client()}, timeout=30).status_code == 200
+    finally:
+        for connection in held:
+            connection.close()
+    log = (stack.nginx_dir / "logs" / "error.log").read_text()
+    assert 'limiting connections by zone "connections_per_client"' in log
+    served = eventually(lambda: requests.get(stack.url + "/", headers={"X-Forwarded-For": client}, timeout=30),
+                        lambda answer: answer.status_code == 200)
+    assert served.status_code == 200
 
 
 @pytest.mark.parametrize("app", ["twilio", "slack", "telegram", "facebook"])

@@ -513,6 +513,56 @@ const scenarios = {
     return {};
   },
 
+  /**
+   * A message the server finds too long (413: a site's lower `max_message_chars`, or a
+   * proxy's body limit) shows the server's kind reply with the emergency numbers; what
+   * was typed is kept to shorten.
+   */
+  async too_long() {
+    const context = await browser.newContext();
+    await blockSocket(context);
+    await fakeRest(context, [{ status: 413, body: expected.too_long_body }]);
+    const page = await openPage(context);
+    const w = widget(page);
+    await w.launcher.click();
+    await waitStatus(page, "rest");
+    await ask(page, expected.question, 2);
+    assert.equal(await bubbleText(w.bot.nth(1)), expected.too_long);
+    assert.match(await bubbleText(w.bot.nth(1)), /911.*988/);
+    assert.equal(await w.user.count(), 0);
+    assert.equal(await w.input.inputValue(), expected.question);
+    assert.deepEqual(await stored(page), NOTHING_KEPT);  // refusals are not kept
+    assert.deepEqual(page.errors, []);
+    return {};
+  },
+
+  /** Over REST, "Start over" deletes the conversation on the server too, and a new one begins. */
+  async rest_start_over() {
+    const context = await browser.newContext();
+    await blockSocket(context);
+    const page = await openPage(context);
+    const w = widget(page);
+    await w.launcher.click();
+    await waitStatus(page, "rest");
+    await ask(page, expected.question, 2);
+    const session = (await stored(page)).session.session;
+    assert.ok(session.startsWith("web-"), session);  // the id the server issued
+    const forgotten = page.waitForResponse((response) => response.url().endsWith("/webhooks/rest/forget"));
+    await page.getByRole("button", { name: "Start over" }).click();
+    const answer = await forgotten;
+    assert.equal(answer.status(), 200);
+    assert.deepEqual(JSON.parse(answer.request().postData()), { sender: session });
+    assert.deepEqual(await answer.json(), { forgotten: true });
+    assert.equal(await w.user.count(), 0);
+    assert.deepEqual(await stored(page), NOTHING_KEPT);
+    await ask(page, expected.question, 2);  // a new conversation, with a new id
+    const next = (await stored(page)).session.session;
+    assert.ok(next.startsWith("web-") && next !== session, next);
+    assert.deepEqual(page.errors, []);
+    // tests/test_widget.py checks that the server deleted the first conversation, not the new one.
+    return { started_over: session, kept: next };
+  },
+
   /** The demo page talks to the server written in it, never to one named in its URL. */
   /** axe-core (WCAG 2.1 A and AA, and best practice) finds nothing on the closed widget,
    * the open one and after a crisis reply, at 1280 px and at 360 px. */
