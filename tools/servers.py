@@ -187,12 +187,17 @@ def rasa(*args: Text) -> List[Text]:
 
 def action_server(
     port: int, log: Optional[Path], interface: Text = "127.0.0.1", env: Optional[Dict[Text, Text]] = None,
-    cwd: Path = ROOT,
+    cwd: Path = ROOT, tls: Optional[Tuple[Path, Path]] = None,
 ) -> Server:
-    """The action server of the project in `cwd` (its `actions` package)."""
+    """The action server of the project in `cwd` (its `actions` package). Given `tls`
+    (certificate, key), it serves TLS only: the calls carry whole conversations."""
+    args = rasa("run", "actions", "--port", str(port), "--actions", "actions")
+    if tls is not None:
+        args += ["--ssl-certificate", str(tls[0]), "--ssl-keyfile", str(tls[1])]
+    scheme = "https" if tls is not None else "http"
     return Server(
-        rasa("run", "actions", "--port", str(port), "--actions", "actions"), log,
-        health=f"http://{loopback(interface)}:{port}/health", env={**(env or {}), "SANIC_HOST": interface}, cwd=cwd,
+        args, log, health=f"{scheme}://{loopback(interface)}:{port}/health",
+        env={**(env or {}), "SANIC_HOST": interface}, cwd=cwd,
     )
 
 

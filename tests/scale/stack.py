@@ -1,7 +1,7 @@
 """The production topology on loopback: PostgreSQL, Redis, nginx, two Rasa replicas and
 one action server, all real processes started here (deploy/ holds their configuration).
-nginx, the replicas, PostgreSQL and Redis speak TLS only, with a certificate from a
-throwaway CA.
+nginx, the replicas, the action server, PostgreSQL and Redis speak TLS only, with a
+certificate from a throwaway CA.
 """
 import os
 import secrets
@@ -159,9 +159,13 @@ class Stack(RestClient):
             workdir / "redis.log", health="",
         )
         action_port = free_port()
-        self.actions = action_server(action_port, workdir / "actions.log")
+        self.actions = action_server(action_port, workdir / "actions.log", tls=(self.tls.certificate, self.tls.key))
+        # The replicas check the action server against a copy of the CA of their own, so that
+        # a test can give them the wrong one without touching PostgreSQL's, Redis's or nginx's.
+        self.actions_ca = workdir / "actions-ca.crt"
         self.env = {
-            "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
+            "ACTION_SERVER_URL": f"https://127.0.0.1:{action_port}/webhook",
+            "ACTION_SERVER_CA_CERT": str(self.actions_ca),
             "DB_HOST": "127.0.0.1", "DB_PORT": str(self.postgres.port), "DB_DATABASE": DB_NAME,
             "DB_USER": DB_USER, "DB_PASSWORD": self.postgres.password,
             "DB_SSLMODE": "verify-full", "DB_CA_CERT": str(self.tls.ca),
@@ -188,6 +192,7 @@ class Stack(RestClient):
 
     def start(self) -> None:
         self.tls.create()
+        shutil.copy(self.tls.ca, self.actions_ca)
         # Every https request of the tests (requests honours this) checks nginx's
         # certificate against the throwaway CA.
         os.environ["REQUESTS_CA_BUNDLE"] = str(self.tls.ca)

@@ -1,8 +1,9 @@
-"""Security and privacy on the real stack: TLS to nginx, the replicas, PostgreSQL and
-Redis, Rasa's HTTP API, CORS, socket.io sessions, request size, nginx's limits and the
+"""Security and privacy on the real stack: TLS to nginx, the replicas, the action server,
+PostgreSQL and Redis, Rasa's HTTP API, CORS, socket.io sessions, request size, nginx's limits and the
 replicas' per-sender and per-address ones, and what the logs keep."""
 import asyncio
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -18,12 +19,12 @@ import redis
 import requests
 import socketio
 
-from channels.messages import CANNOT_ANSWER, TOO_FAST, TOO_LONG
+from channels.messages import CANNOT_ANSWER, NO_ANSWER, TOO_FAST, TOO_LONG
 from channels.guard import ADDRESS_RATE_LIMIT, RATE_LIMIT
 from channels.rest import NOT_ISSUED
-from conftest import eventually, in_one_rate_window, texts_of
+from conftest import eventually, in_one_rate_window, texts_of, variation
 from deploy.render_nginx import render
-from scale.stack import ORIGIN, Stack
+from scale.stack import ORIGIN, Certificates, Stack
 from tools.servers import ROOT, chat_interface, free_port, local_servers
 
 EVIL = "https://evil.example"
@@ -113,6 +114,43 @@ def test_nginx_reaches_the_replicas_over_checked_tls(stack: Stack, tmp_path):
     assert "upstream SSL certificate does not match" in (tmp_path / "logs" / "error.log").read_text()
 
 
+def accept_offer(stack: Stack) -> requests.Response:
+    """Through nginx, the "yes" to the offer after the cold turkey answer: the one reply
+    that runs a custom action (action_accept_offer) on the action server."""
+    name = new_sender()
+    assert stack.say(name, "is quitting cold turkey a good idea").status_code == 200
+    return stack.say(name, "yes")
+
+
+def test_the_replicas_reach_the_action_server_over_checked_tls(stack: Stack, responses, tmp_path):
+    """The action server receives whole conversations: it answers TLS only, and the replicas
+    send them only to a server whose certificate the internal CA signed. With the wrong CA
+    they send nothing and the person gets the kind reply."""
+    url = stack.env["ACTION_SERVER_URL"]
+    assert url.startswith("https://")
+    assert requests.get(stack.actions.health, timeout=30).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        requests.get(stack.actions.health.replace("https://", "http://"), timeout=30)
+    offer = variation(responses, responses["utter_faq/cold_turkey"][0]["metadata"]["offer"])
+    accepted = accept_offer(stack)
+    assert accepted.status_code == 200 and texts_of(accepted.json()) == [offer]
+    # Replicas given another CA's certificate: they refuse the action server's own.
+    other = Certificates(tmp_path / "other-ca")
+    other.create()
+    stack.expect_traceback(f"Couldn't connect to the server at '{url}")
+    shutil.copy(other.ca, stack.actions_ca)  # read again on every call
+    try:
+        refused = accept_offer(stack)
+        assert refused.status_code == 200 and texts_of(refused.json()) == [NO_ANSWER]
+        assert "911" in NO_ANSWER and "988" in NO_ANSWER
+    finally:
+        shutil.copy(stack.tls.ca, stack.actions_ca)
+    logs = "".join(replica.log.read_text(errors="replace") for replica in stack.replicas)
+    assert "certificate verify failed" in logs
+    accepted = accept_offer(stack)
+    assert accepted.status_code == 200 and texts_of(accepted.json()) == [offer]
+
+
 def test_postgres_accepts_tls_connections_only(stack: Stack):
     with pytest.raises(psycopg2.OperationalError, match="no encryption"):
         stack.postgres.connect(sslmode="disable")
@@ -132,8 +170,8 @@ def test_the_replicas_refuse_a_database_connection_that_may_be_plain(monkeypatch
     from rasa.shared.exceptions import RasaException
     from rasa.utils.endpoints import read_endpoint_config
 
-    for name in ["ACTION_SERVER_URL", "DB_HOST", "DB_PORT", "DB_DATABASE", "DB_USER", "DB_PASSWORD", "DB_CA_CERT",
-                 "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_CA_CERT"]:
+    for name in ["ACTION_SERVER_URL", "ACTION_SERVER_CA_CERT", "DB_HOST", "DB_PORT", "DB_DATABASE", "DB_USER",
+                 "DB_PASSWORD", "DB_CA_CERT", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_CA_CERT"]:
         monkeypatch.setenv(name, "x")
     monkeypatch.setenv("DB_SSLMODE", sslmode)
     settings = read_endpoint_config(str(ROOT / "deploy" / "endpoints.yml"), "tracker_store")
