@@ -47,6 +47,19 @@ async function blockSocket(context) {
   await context.routeWebSocket(/socket\.io/, (ws) => ws.close());
 }
 
+/** The demo page with socket.io blocked and the widget open on REST; `fake` answers
+ * the REST webhook with the given replies instead of the server (see fakeRest). */
+async function openOnRest(fake = null) {
+  const context = await browser.newContext();
+  await blockSocket(context);
+  if (fake) await fakeRest(context, fake);
+  const page = await openPage(context);
+  const w = widget(page);
+  await w.launcher.click();
+  await waitStatus(page, "rest");
+  return { page, w };
+}
+
 const KEY = "withdrawal-help:chat";
 
 /** What the widget keeps in each of the page's storages (parsed), and any other key of it. */
@@ -302,12 +315,7 @@ const scenarios = {
 
   /** socket.io blocked (as by some proxies): the widget talks over REST instead. */
   async rest_fallback() {
-    const context = await browser.newContext();
-    await blockSocket(context);
-    const page = await openPage(context);
-    const w = widget(page);
-    await w.launcher.click();
-    await waitStatus(page, "rest");
+    const { page, w } = await openOnRest();
     await ask(page, expected.question, 2);
     assert.equal(await bubbleText(w.bot.nth(1)), expected.answer);
     await ask(page, expected.crisis_message, 3);
@@ -484,16 +492,10 @@ const scenarios = {
 
   /** A refused message (429, 503) shows the server's kind reply; what was typed is kept. */
   async refused() {
-    const context = await browser.newContext();
-    await blockSocket(context);
-    await fakeRest(context, [
+    const { page, w } = await openOnRest([
       { status: 429, body: expected.too_fast_body },
       { status: 503, body: "<html><body>503 Service Temporarily Unavailable</body></html>" },
     ]);
-    const page = await openPage(context);
-    const w = widget(page);
-    await w.launcher.click();
-    await waitStatus(page, "rest");
     await ask(page, expected.question, 2);
     assert.equal(await bubbleText(w.bot.nth(1)), expected.too_fast);
     assert.equal(await w.user.count(), 0);
@@ -519,13 +521,7 @@ const scenarios = {
    * was typed is kept to shorten.
    */
   async too_long() {
-    const context = await browser.newContext();
-    await blockSocket(context);
-    await fakeRest(context, [{ status: 413, body: expected.too_long_body }]);
-    const page = await openPage(context);
-    const w = widget(page);
-    await w.launcher.click();
-    await waitStatus(page, "rest");
+    const { page, w } = await openOnRest([{ status: 413, body: expected.too_long_body }]);
     await ask(page, expected.question, 2);
     assert.equal(await bubbleText(w.bot.nth(1)), expected.too_long);
     assert.match(await bubbleText(w.bot.nth(1)), /911.*988/);
@@ -538,12 +534,7 @@ const scenarios = {
 
   /** Over REST, "Start over" deletes the conversation on the server too, and a new one begins. */
   async rest_start_over() {
-    const context = await browser.newContext();
-    await blockSocket(context);
-    const page = await openPage(context);
-    const w = widget(page);
-    await w.launcher.click();
-    await waitStatus(page, "rest");
+    const { page, w } = await openOnRest();
     await ask(page, expected.question, 2);
     const session = (await stored(page)).session.session;
     assert.ok(session.startsWith("web-"), session);  // the id the server issued
