@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Text
+from typing import Dict, List, Optional, Sequence, Text
 
 import psycopg2
 import redis
@@ -27,10 +27,11 @@ DB_USER, DB_NAME = "rasa", "rasa"
 
 
 class Certificates:
-    """A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost."""
+    """A throwaway CA and a server certificate it signed for `names` (subjectAltName
+    entries; 127.0.0.1 and localhost unless told otherwise)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, names: Sequence[Text] = ("IP:127.0.0.1", "DNS:localhost")) -> None:
+        self.folder, self.names = folder, names
         self.ca, self.certificate, self.key = folder / "ca.crt", folder / "server.crt", folder / "server.key"
 
     def create(self) -> None:
@@ -39,12 +40,18 @@ class Certificates:
         new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
         openssl("req", "-x509", *new_key, "-keyout", ca_key, "-out", self.ca, "-subj", "/CN=withdrawal-help test CA")
         openssl("req", "-x509", *new_key, "-keyout", self.key, "-out", self.certificate, "-subj", "/CN=localhost",
-                "-CA", self.ca, "-CAkey", ca_key, "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                "-CA", self.ca, "-CAkey", ca_key, "-addext", "subjectAltName=" + ",".join(self.names),
                 "-addext", "basicConstraints=critical,CA:FALSE")
 
     def context(self) -> ssl.SSLContext:
         """A client's TLS settings that trust the throwaway CA only."""
         return ssl.create_default_context(cafile=str(self.ca))
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server's TLS settings with the signed certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.certificate, self.key)
+        return context
 
 
 def openssl(*args: object) -> None:

@@ -12,8 +12,6 @@ the server trusts: so the tests read what the assistant sent each app.
 import hashlib
 import hmac
 import json
-import ssl
-import subprocess
 import threading
 import time
 import uuid
@@ -28,6 +26,7 @@ import yaml
 
 from channels.messages import CANNOT_ANSWER, TOO_FAST, TOO_LONG
 from conftest import ROOT, Servers, eventually, in_one_rate_window, texts_of, variation
+from scale.stack import Certificates
 from scripts.credentials import messaging_channels
 
 SECRETS = {
@@ -53,16 +52,9 @@ OPENED_HOSTS = ("slack.com", "graph.facebook.com")
 
 def api_certificates(folder):
     """A throwaway CA, and a certificate it signed for OPENED_HOSTS; (CA file, server context)."""
-    ca, ca_key, certificate, key = (folder / name for name in ("ca.crt", "ca.key", "api.crt", "api.key"))
-    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
-    names = ",".join(f"DNS:{host}" for host in OPENED_HOSTS)
-    for args in (["-keyout", ca_key, "-out", ca, "-subj", "/CN=messaging test CA"],
-                 ["-keyout", key, "-out", certificate, "-subj", "/CN=api", "-CA", ca, "-CAkey", ca_key,
-                  "-addext", f"subjectAltName={names}", "-addext", "basicConstraints=critical,CA:FALSE"]):
-        subprocess.run(["openssl", "req", "-x509", *new_key, *map(str, args)], check=True, capture_output=True)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificate, key)
-    return ca, context
+    tls = Certificates(folder / "tls", names=[f"DNS:{host}" for host in OPENED_HOSTS])
+    tls.create()
+    return tls.ca, tls.server_context()
 
 
 class Receiver:
