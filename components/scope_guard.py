@@ -20,6 +20,12 @@ sit close to the FAQ examples, since it uses their words. It is out of scope whe
 names a substance the answers do not cover and none they do (scope_substances.yml),
 unless it was matched to an answer about any substance (self-medicating: "can I just
 smoke weed to get through the withdrawal").
+
+An answer about one kind of substance is wrong for a message that names substances,
+none of that kind: "will naltrexone stop me from overdosing" is not about naloxone, and
+"is codeine any good for avoiding H WDs" is not about Klonopin. Such a message gets the
+answer about the detox medicine it names, or the answer for any substance
+(`subject_topics`).
 """
 from __future__ import annotations
 
@@ -35,12 +41,29 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.constants import RESPONSE_SELECTOR_PROPERTY_NAME, RESPONSE_SELECTOR_PREDICTION_KEY, TOKENS_NAMES
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
+from rasa.nlu.constants import (
+    RESPONSE_SELECTOR_PREDICTION_KEY,
+    RESPONSE_SELECTOR_PROPERTY_NAME,
+    RESPONSE_SELECTOR_RESPONSES_KEY,
+    RESPONSE_SELECTOR_UTTER_ACTION_KEY,
+    TOKENS_NAMES,
+)
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_TYPE,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    INTENT_RESPONSE_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 OUT_OF_SCOPE = "out_of_scope"
+FAQ = "faq"
+MEDICATION = "medication"
+MEDICATION_QUESTION = "ask_medication"
 FALLBACK = "nlu_fallback"
 SCOPE_KEY = "scope"
 VECTORS_FILE = "vectors.npz"
@@ -70,10 +93,13 @@ def sentence_vector(message: Message) -> Optional[np.ndarray]:
 
 
 class Substances:
-    """The substances the answers cover and those they do not (scope_substances.yml)."""
+    """The substances the answers cover, by group, and those they do not
+    (scope_substances.yml)."""
 
-    def __init__(self, covered: List[Text], other: List[Text]) -> None:
-        self.covered, self.other = self._pattern(covered), self._pattern(other)
+    def __init__(self, covered: Dict[Text, List[Text]], other: List[Text]) -> None:
+        self.groups = {group: self._pattern(names) for group, names in covered.items()}
+        self.covered = self._pattern([name for names in covered.values() for name in names])
+        self.other = self._pattern(other)
 
     @classmethod
     def from_file(cls, path: Path = SUBSTANCES_FILE) -> Substances:
@@ -91,10 +117,17 @@ class Substances:
         other = self.other.search(text)
         return other.group(0) if other and not self.covered.search(text) else None
 
+    def names_any(self, text: Text) -> bool:
+        text = text.lower()
+        return bool(self.covered.search(text) or self.other.search(text))
+
+    def names_group(self, group: Text, text: Text) -> bool:
+        return bool(self.groups[group].search(text.lower()))
+
 
 def faq_topic(message: Message) -> Optional[Text]:
     """The FAQ topic the ResponseSelector chose ("faq/withdrawal_onset"), if any."""
-    selected = (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get("faq") or {}
+    selected = (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ) or {}
     return (selected.get(RESPONSE_SELECTOR_PREDICTION_KEY) or {}).get("intent_response_key")
 
 
@@ -119,6 +152,18 @@ class ScopeGuard(GraphComponent):
             # FAQ topics whose answer holds for any substance: never out of scope for
             # naming one the answers do not cover.
             "any_substance_topics": ["faq/self_medicating"],
+            # FAQ answers about one kind of substance (a `covered` group in
+            # scope_substances.yml). A message that names substances, none of that kind,
+            # asks about something else: about the detox medicine it names, it gets that
+            # medicine's answer ("will naltrexone stop me from overdosing" is not about
+            # naloxone); otherwise the answer in `instead`, where there is one ("is
+            # codeine any good for avoiding H WDs" gets the self-medicating answer).
+            "subject_topics": {
+                "faq/klonopin_what": {"subject": "benzodiazepines"},
+                "faq/klonopin_addiction": {"subject": "benzodiazepines"},
+                "faq/klonopin_for_withdrawal": {"subject": "benzodiazepines", "instead": "faq/self_medicating"},
+                "faq/naloxone": {"subject": "naloxone"},
+            },
         }
 
     def __init__(
@@ -202,10 +247,39 @@ class ScopeGuard(GraphComponent):
                 self._replace_intent(message, FALLBACK, confidence=0.0)
                 continue
             if (message.get(INTENT) or {}).get(INTENT_NAME_KEY) in self.intents:
-                self._check_scope(message)
+                self._check_scope(message, not_about=self._check_subject(message))
         return messages
 
-    def _check_scope(self, message: Message) -> None:
+    def _check_subject(self, message: Message) -> Optional[Text]:
+        """Moves a message off an answer about a kind of substance it does not name;
+        returns that kind."""
+        topic = faq_topic(message)
+        rule = self.config["subject_topics"].get(topic or "")
+        text = message.get(TEXT) or ""
+        if (
+            not rule
+            or self.substances.names_group(rule["subject"], text)
+            or not self.substances.names_any(text)
+            or self.substances.only_other(text)  # out of scope, whatever the answer
+        ):
+            return None
+        if any(entity.get(ENTITY_ATTRIBUTE_TYPE) == MEDICATION for entity in message.get(ENTITIES) or []):
+            self._replace_intent(message, MEDICATION_QUESTION, confidence=message.get(INTENT)["confidence"])
+        elif rule.get("instead"):
+            self._replace_topic(message, rule["instead"])
+        else:
+            return None
+        return rule["subject"]
+
+    @staticmethod
+    def _replace_topic(message: Message, topic: Text) -> None:
+        """The ResponseSelector's answer becomes `topic`'s (its response texts, which
+        nothing downstream reads, are dropped rather than left stale)."""
+        selected = message.get(RESPONSE_SELECTOR_PROPERTY_NAME)[FAQ][RESPONSE_SELECTOR_PREDICTION_KEY]
+        selected.pop(RESPONSE_SELECTOR_RESPONSES_KEY, None)
+        selected.update({INTENT_RESPONSE_KEY: topic, RESPONSE_SELECTOR_UTTER_ACTION_KEY: f"utter_{topic}"})
+
+    def _check_scope(self, message: Message, not_about: Optional[Text] = None) -> None:
         decision: Dict[Text, Any] = {"out": False}
         vector = sentence_vector(message)
         if vector is not None and self.in_scope is not None and len(self.in_scope):
@@ -215,6 +289,8 @@ class ScopeGuard(GraphComponent):
         other_substance = self.substances.only_other(message.get(TEXT) or "")
         if other_substance and faq_topic(message) not in self.config["any_substance_topics"]:
             decision.update(other_substance=other_substance, out=True)
+        if not_about:
+            decision["not_about"] = not_about
         message.set(SCOPE_KEY, decision, add_to_output=True)
         if decision["out"]:
             self._replace_intent(message, OUT_OF_SCOPE, confidence=1.0)

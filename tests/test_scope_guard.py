@@ -118,6 +118,57 @@ def test_an_answer_about_any_substance_stays_whatever_substance_is_named(guard):
     assert msg.get("intent")["name"] == "faq" and msg.get("scope")["out"] is False
 
 
+def answered(text, topic, entities=()):
+    """A message the ResponseSelector answered with `topic`."""
+    msg = message([0.95, 0.05, 0.1], "faq", text=text)
+    msg.set("entities", [{"entity": "medication", "value": value} for value in entities])
+    msg.set("response_selector", {"faq": {"response": {
+        "intent_response_key": topic, "utter_action": f"utter_{topic}", "responses": [{"text": "..."}]}}})
+    return msg
+
+
+def test_a_question_about_a_detox_medicine_gets_its_answer_not_one_about_another_substance(guard):
+    [msg] = guard.process([answered("is naltrexone what stops an overdose", "faq/naloxone", ["naltrexone"])])
+    assert msg.get("intent")["name"] == "ask_medication"
+    assert msg.get("scope")["not_about"] == "naloxone"
+
+
+def test_a_question_about_an_opioid_gets_the_answer_for_any_substance_not_the_klonopin_one(guard):
+    [msg] = guard.process([answered("is codeine any good for avoiding h wds", "faq/klonopin_for_withdrawal")])
+    selected = msg.get("response_selector")["faq"]["response"]
+    assert msg.get("intent")["name"] == "faq"
+    assert selected == {"intent_response_key": "faq/self_medicating", "utter_action": "utter_faq/self_medicating"}
+
+
+@pytest.mark.parametrize("text, topic", [
+    ("is klonopin any good for withdrawal", "faq/klonopin_for_withdrawal"),  # names the subject
+    ("what is it", "faq/klonopin_what"),  # names nothing: the conversation's subject
+    ("is codeine addictive", "faq/klonopin_addiction"),  # no medicine named, nothing instead
+    ("how do i get narcan", "faq/naloxone"),
+])
+def test_an_answer_about_a_kind_of_substance_stays_when_the_message_may_be_about_it(guard, text, topic):
+    [msg] = guard.process([answered(text, topic)])
+    assert msg.get("intent")["name"] == "faq"
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == topic
+    assert "not_about" not in msg.get("scope")
+
+
+def test_a_question_about_a_substance_the_answers_do_not_cover_stays_out_of_scope(guard):
+    [msg] = guard.process([answered("how do i take gabapentin for withdrawal", "faq/klonopin_for_withdrawal")])
+    assert msg.get("intent")["name"] == "out_of_scope"
+
+
+@pytest.mark.parametrize("text, intent, topic", [
+    ("does naltrexone keep me from overdosing if i relapse", "ask_medication", None),
+    ("is tramadol any good for getting through heroin withdrawal", "faq", "faq/self_medicating"),
+])
+def test_the_trained_model_answers_about_the_substance_named(bot, text, intent, topic):
+    parsed = bot.parse(text)
+    assert parsed["intent"]["name"] == intent
+    if topic:
+        assert parsed["response_selector"]["faq"]["response"]["intent_response_key"] == topic
+
+
 @pytest.mark.parametrize("text", ["Can a dog die from kennel cough?", "how do i fix my car's brakes",
                                   "does gabapentin help with the withdrawal or not"])
 def test_the_trained_model_sends_other_health_and_life_questions_out_of_scope(bot, text):
