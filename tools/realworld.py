@@ -34,9 +34,9 @@ def load_cases(path: Path) -> List[Dict[Text, Any]]:
 
 def development_sets() -> Dict[Text, Path]:
     """The sets scored by `make test`: the shared one (when present) and our own.
-    The blind sets (`own_blind` to `own_blind4`) were kept unread until their first scores
+    The blind sets (`own_blind` to `own_blind5`) were kept unread until their first scores
     were taken; since then they guide changes like `own_dev`."""
-    names = ("own_dev", "own_blind", "own_blind2", "own_blind3", "own_blind4")
+    names = ("own_dev", "own_blind", "own_blind2", "own_blind3", "own_blind4", "own_blind5")
     sets = {"shared_dev": SHARED_DEV, **{name: OWN / f"{name}.jsonl" for name in names}}
     return {name: path for name, path in sets.items() if path.exists()}
 
