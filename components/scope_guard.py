@@ -68,6 +68,7 @@ FALLBACK = "nlu_fallback"
 SCOPE_KEY = "scope"
 VECTORS_FILE = "vectors.npz"
 VOCABULARY_FILE = "vocabulary.json"
+LABELS_FILE = "labels.json"
 SUBSTANCES_FILE = Path(__file__).with_name("scope_substances.yml")
 
 
@@ -125,6 +126,11 @@ class Substances:
         return bool(self.groups[group].search(text.lower()))
 
 
+def names_medicine(message: Message) -> bool:
+    """The message names a detox medicine (an entity the medication answer covers)."""
+    return any(entity.get(ENTITY_ATTRIBUTE_TYPE) == MEDICATION for entity in message.get(ENTITIES) or [])
+
+
 def faq_topic(message: Message) -> Optional[Text]:
     """The FAQ topic the ResponseSelector chose ("faq/withdrawal_onset"), if any."""
     selected = (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ) or {}
@@ -147,6 +153,11 @@ class ScopeGuard(GraphComponent):
             "intents": ["faq", "ask_medication"],
             # Below this cosine similarity to every in-scope example: out of scope.
             "min_similarity": 0.47,
+            # The in-scope examples most like the message vote on its answer (weighted
+            # by similarity); a share of at least `nearest_share` for another answer
+            # than the classifiers' wins (see README, "Model choices").
+            "nearest_examples": 7,
+            "nearest_share": 0.6,
             # An out-of-scope example this much closer than any in-scope one: out of scope.
             "margin": 0.05,
             # FAQ topics whose answer holds for any substance: never out of scope for
@@ -174,6 +185,7 @@ class ScopeGuard(GraphComponent):
         in_scope: Optional[np.ndarray] = None,
         out_of_scope: Optional[np.ndarray] = None,
         vocabulary: Optional[set] = None,
+        labels: Optional[List[Text]] = None,
     ) -> None:
         self.config = config
         self.intents = set(config["intents"])
@@ -182,6 +194,7 @@ class ScopeGuard(GraphComponent):
         self.in_scope = in_scope
         self.out_of_scope = out_of_scope
         self.vocabulary = vocabulary or set()
+        self.labels = labels or []
         self.substances = Substances.from_file()
 
     @classmethod
@@ -206,7 +219,9 @@ class ScopeGuard(GraphComponent):
         with model_storage.read_from(resource) as directory:
             vectors = np.load(directory / VECTORS_FILE)
             vocabulary = set(json.loads((directory / VOCABULARY_FILE).read_text()))
-            return cls(config, model_storage, resource, vectors["in_scope"], vectors["out_of_scope"], vocabulary)
+            labels = json.loads((directory / LABELS_FILE).read_text())
+            return cls(config, model_storage, resource, vectors["in_scope"], vectors["out_of_scope"], vocabulary,
+                       labels)
 
     def train(self, training_data: TrainingData) -> Resource:
         in_scope: List[np.ndarray] = []
@@ -218,6 +233,7 @@ class ScopeGuard(GraphComponent):
                 continue
             if example.get(INTENT) in self.intents:
                 in_scope.append(vector)
+                self.labels.append(example.get_full_intent())
             elif example.get(INTENT) == OUT_OF_SCOPE:
                 out_of_scope.append(vector)
         width = len(in_scope[0]) if in_scope else 0
@@ -225,12 +241,26 @@ class ScopeGuard(GraphComponent):
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / VECTORS_FILE, in_scope=self.in_scope, out_of_scope=self.out_of_scope)
             (directory / VOCABULARY_FILE).write_text(json.dumps(sorted(self.vocabulary)))
+            (directory / LABELS_FILE).write_text(json.dumps(self.labels))
         return self._resource
 
     def similarities(self, vector: np.ndarray) -> Dict[Text, float]:
         """Highest cosine similarity to an in-scope and to an out-of-scope example."""
         best = lambda matrix: float((matrix @ vector).max()) if len(matrix) else -1.0  # noqa: E731
         return {"in_scope": best(self.in_scope), "out_of_scope": best(self.out_of_scope)}
+
+    def nearest_answer(self, vector: np.ndarray) -> Optional[Dict[Text, Any]]:
+        """The answer the in-scope examples most like the message share, with the share
+        of their similarity that voted for it."""
+        if not self.labels:
+            return None
+        similarity = self.in_scope @ vector
+        nearest = np.argsort(-similarity)[: self.config["nearest_examples"]]
+        votes: Dict[Text, float] = {}
+        for index in nearest:
+            votes[self.labels[index]] = votes.get(self.labels[index], 0.0) + float(similarity[index])
+        answer = max(votes, key=votes.get)
+        return {"answer": answer, "share": round(votes[answer] / sum(votes.values()), 3)}
 
     def is_out_of_scope(self, similarity: Dict[Text, float]) -> bool:
         return (
@@ -247,8 +277,32 @@ class ScopeGuard(GraphComponent):
                 self._replace_intent(message, FALLBACK, confidence=0.0)
                 continue
             if (message.get(INTENT) or {}).get(INTENT_NAME_KEY) in self.intents:
-                self._check_scope(message, not_about=self._check_subject(message))
+                nearest = self._follow_nearest_examples(message)
+                self._check_scope(message, not_about=self._check_subject(message), nearest=nearest)
         return messages
+
+    def _follow_nearest_examples(self, message: Message) -> Optional[Dict[Text, Any]]:
+        """Gives the message the answer its nearest in-scope examples agree on, where
+        that is another answer than the classifiers chose."""
+        vector = sentence_vector(message)
+        if vector is None or self.in_scope is None or not len(self.in_scope):
+            return None
+        nearest = self.nearest_answer(vector)
+        if not nearest or nearest["share"] < self.config["nearest_share"]:
+            return nearest
+        answer, intent = nearest["answer"], message.get(INTENT)
+        current = faq_topic(message) if intent[INTENT_NAME_KEY] == FAQ else intent[INTENT_NAME_KEY]
+        if answer == current:
+            return nearest
+        if answer == MEDICATION_QUESTION:
+            if not names_medicine(message):
+                return nearest
+            self._replace_intent(message, MEDICATION_QUESTION, confidence=intent["confidence"])
+        else:
+            if intent[INTENT_NAME_KEY] != FAQ:
+                self._replace_intent(message, FAQ, confidence=intent["confidence"])
+            self._replace_topic(message, answer)
+        return {**nearest, "followed": True}
 
     def _check_subject(self, message: Message) -> Optional[Text]:
         """Moves a message off an answer about a kind of substance it does not name;
@@ -263,7 +317,7 @@ class ScopeGuard(GraphComponent):
             or self.substances.only_other(text)  # out of scope, whatever the answer
         ):
             return None
-        if any(entity.get(ENTITY_ATTRIBUTE_TYPE) == MEDICATION for entity in message.get(ENTITIES) or []):
+        if names_medicine(message):
             self._replace_intent(message, MEDICATION_QUESTION, confidence=message.get(INTENT)["confidence"])
         elif rule.get("instead"):
             self._replace_topic(message, rule["instead"])
@@ -279,7 +333,9 @@ class ScopeGuard(GraphComponent):
         selected.pop(RESPONSE_SELECTOR_RESPONSES_KEY, None)
         selected.update({INTENT_RESPONSE_KEY: topic, RESPONSE_SELECTOR_UTTER_ACTION_KEY: f"utter_{topic}"})
 
-    def _check_scope(self, message: Message, not_about: Optional[Text] = None) -> None:
+    def _check_scope(
+        self, message: Message, not_about: Optional[Text] = None, nearest: Optional[Dict[Text, Any]] = None
+    ) -> None:
         decision: Dict[Text, Any] = {"out": False}
         vector = sentence_vector(message)
         if vector is not None and self.in_scope is not None and len(self.in_scope):
@@ -291,6 +347,8 @@ class ScopeGuard(GraphComponent):
             decision.update(other_substance=other_substance, out=True)
         if not_about:
             decision["not_about"] = not_about
+        if nearest:
+            decision["nearest"] = nearest
         message.set(SCOPE_KEY, decision, add_to_output=True)
         if decision["out"]:
             self._replace_intent(message, OUT_OF_SCOPE, confidence=1.0)

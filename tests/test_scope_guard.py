@@ -169,6 +169,50 @@ def test_the_trained_model_answers_about_the_substance_named(bot, text, intent, 
         assert parsed["response_selector"]["faq"]["response"]["intent_response_key"] == topic
 
 
+@pytest.fixture
+def topics_guard(tmp_path):
+    """A guard whose in-scope examples name their answers: three near [1, 0, 0] answer
+    faq/onset, one near [0, 1, 0] answers faq/symptoms, one is a medication question."""
+    storage, resource = LocalModelStorage(tmp_path), Resource("scope_guard")
+    context = ExecutionContext(graph_schema=None)
+    examples = [example(vector, "faq", "what is klonopin") for vector in ([1, 0, 0], [0.98, 0.2, 0], [0.98, 0, 0.2])]
+    for msg in examples:
+        msg.set("intent_response_key", "faq/onset")
+    examples.append(example([0, 1, 0], "faq", "what is klonopin"))
+    examples[-1].set("intent_response_key", "faq/symptoms")
+    examples.append(example([0, 0.2, 0.98], "ask_medication", "what is klonopin"))
+    ScopeGuard.create(ScopeGuard.get_default_config(), storage, resource, context).train(TrainingData(examples))
+    return ScopeGuard.load(ScopeGuard.get_default_config(), storage, resource, context)
+
+
+def test_the_answer_the_nearest_examples_agree_on_wins(topics_guard):
+    [msg] = topics_guard.process([answered("what is klonopin", "faq/symptoms")])
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/onset"
+    nearest = msg.get("scope")["nearest"]
+    assert nearest["answer"] == "faq/onset" and nearest["share"] >= 0.6 and nearest["followed"] is True
+
+
+def test_the_classifiers_answer_stays_when_the_nearest_examples_disagree(topics_guard):
+    msg = answered("what is klonopin", "faq/symptoms")
+    msg.features = []
+    msg.add_features(Features(np.asarray([[0.35, 0.9, 0.25]] * 2, dtype=np.float32), "sequence", TEXT, "MiniLM"))
+    topics_guard.process([msg])
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/symptoms"
+    nearest = msg.get("scope")["nearest"]
+    assert nearest["share"] < 0.6 and "followed" not in nearest
+
+
+def test_a_medication_answer_needs_a_medicine_named(topics_guard):
+    unnamed = answered("what is klonopin", "faq/symptoms")
+    named = answered("what is klonopin", "faq/symptoms", ["methadone"])
+    for msg in (unnamed, named):
+        msg.features = []
+        msg.add_features(Features(np.asarray([[0, 0.2, 0.98]] * 2, dtype=np.float32), "sequence", TEXT, "MiniLM"))
+    topics_guard.process([unnamed, named])
+    assert unnamed.get("intent")["name"] == "faq"
+    assert named.get("intent")["name"] == "ask_medication"
+
+
 @pytest.mark.parametrize("text", ["Can a dog die from kennel cough?", "how do i fix my car's brakes",
                                   "does gabapentin help with the withdrawal or not"])
 def test_the_trained_model_sends_other_health_and_life_questions_out_of_scope(bot, text):
