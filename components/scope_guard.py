@@ -244,17 +244,23 @@ class ScopeGuard(GraphComponent):
             (directory / LABELS_FILE).write_text(json.dumps(self.labels))
         return self._resource
 
-    def similarities(self, vector: np.ndarray) -> Dict[Text, float]:
-        """Highest cosine similarity to an in-scope and to an out-of-scope example."""
-        best = lambda matrix: float((matrix @ vector).max()) if len(matrix) else -1.0  # noqa: E731
-        return {"in_scope": best(self.in_scope), "out_of_scope": best(self.out_of_scope)}
+    def in_scope_similarity(self, vector: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """Cosine similarity to every in-scope example (None for a message without
+        features or a guard without examples)."""
+        if vector is None or self.in_scope is None or not len(self.in_scope):
+            return None
+        return self.in_scope @ vector
 
-    def nearest_answer(self, vector: np.ndarray) -> Optional[Dict[Text, Any]]:
+    def similarities(self, vector: np.ndarray, in_scope: np.ndarray) -> Dict[Text, float]:
+        """Highest cosine similarity to an in-scope and to an out-of-scope example."""
+        out_of_scope = self.out_of_scope @ vector if len(self.out_of_scope) else [-1.0]
+        return {"in_scope": float(np.max(in_scope)), "out_of_scope": float(np.max(out_of_scope))}
+
+    def nearest_answer(self, similarity: np.ndarray) -> Optional[Dict[Text, Any]]:
         """The answer the in-scope examples most like the message share, with the share
         of their similarity that voted for it."""
         if not self.labels:
             return None
-        similarity = self.in_scope @ vector
         nearest = np.argsort(-similarity)[: self.config["nearest_examples"]]
         votes: Dict[Text, float] = {}
         for index in nearest:
@@ -277,17 +283,21 @@ class ScopeGuard(GraphComponent):
                 self._replace_intent(message, FALLBACK, confidence=0.0)
                 continue
             if (message.get(INTENT) or {}).get(INTENT_NAME_KEY) in self.intents:
-                nearest = self._follow_nearest_examples(message)
-                self._check_scope(message, not_about=self._check_subject(message), nearest=nearest)
+                vector = sentence_vector(message)
+                in_scope = self.in_scope_similarity(vector)
+                nearest = self._follow_nearest_examples(message, in_scope)
+                not_about = self._check_subject(message)
+                self._check_scope(message, vector, in_scope, not_about=not_about, nearest=nearest)
         return messages
 
-    def _follow_nearest_examples(self, message: Message) -> Optional[Dict[Text, Any]]:
+    def _follow_nearest_examples(
+        self, message: Message, similarity: Optional[np.ndarray]
+    ) -> Optional[Dict[Text, Any]]:
         """Gives the message the answer its nearest in-scope examples agree on, where
         that is another answer than the classifiers chose."""
-        vector = sentence_vector(message)
-        if vector is None or self.in_scope is None or not len(self.in_scope):
+        if similarity is None:
             return None
-        nearest = self.nearest_answer(vector)
+        nearest = self.nearest_answer(similarity)
         if not nearest or nearest["share"] < self.config["nearest_share"]:
             return nearest
         answer, intent = nearest["answer"], message.get(INTENT)
@@ -334,12 +344,16 @@ class ScopeGuard(GraphComponent):
         selected.update({INTENT_RESPONSE_KEY: topic, RESPONSE_SELECTOR_UTTER_ACTION_KEY: f"utter_{topic}"})
 
     def _check_scope(
-        self, message: Message, not_about: Optional[Text] = None, nearest: Optional[Dict[Text, Any]] = None
+        self,
+        message: Message,
+        vector: Optional[np.ndarray],
+        in_scope: Optional[np.ndarray],
+        not_about: Optional[Text] = None,
+        nearest: Optional[Dict[Text, Any]] = None,
     ) -> None:
         decision: Dict[Text, Any] = {"out": False}
-        vector = sentence_vector(message)
-        if vector is not None and self.in_scope is not None and len(self.in_scope):
-            similarity = self.similarities(vector)
+        if vector is not None and in_scope is not None:
+            similarity = self.similarities(vector, in_scope)
             decision = {**{name: round(value, 3) for name, value in similarity.items()},
                         "out": self.is_out_of_scope(similarity)}
         other_substance = self.substances.only_other(message.get(TEXT) or "")
