@@ -18,13 +18,18 @@ from tools.training_data import normalise
 # 0.98, false alarms 3 %, topics 0.92, out of scope 0.85); results/realworld.md shows
 # both, and the gap is listed in the README.
 FLOORS = {
-    "shared_dev": {"topic_accuracy": 0.88, "crisis_recall": 0.98, "false_alarm_rate": 0.03, "out_of_scope_rate": 0.88},
+    "shared_dev": {"topic_accuracy": 0.9, "crisis_recall": 0.98, "false_alarm_rate": 0.03, "out_of_scope_rate": 0.88},
     "own_dev": {"topic_accuracy": 0.62, "crisis_recall": 0.93, "false_alarm_rate": 0.05, "out_of_scope_rate": 0.78},
     "own_blind": {"topic_accuracy": 0.48, "crisis_recall": 0.94, "false_alarm_rate": 0.15, "out_of_scope_rate": 0.44},
     "own_blind2": {"topic_accuracy": 0.58, "crisis_recall": 0.9, "false_alarm_rate": 0.06, "out_of_scope_rate": 0.55},
     "own_blind3": {"topic_accuracy": 0.36, "crisis_recall": 0.94, "false_alarm_rate": 0.09, "out_of_scope_rate": 0.62},
     "own_blind4": {"topic_accuracy": 0.3, "crisis_recall": 0.85, "false_alarm_rate": 0.14, "out_of_scope_rate": 0.55},
     "own_blind5": {"topic_accuracy": 0.62, "crisis_recall": 0.9, "false_alarm_rate": 0.07, "out_of_scope_rate": 0.65},
+    # Crisis and non-crisis messages only: no topic or out-of-scope figure.
+    "written_blind1": {"crisis_recall": 0.9, "false_alarm_rate": 0.12},
+    "written_blind2": {"crisis_recall": 0.83, "false_alarm_rate": 0.12},
+    "written_blind3": {"crisis_recall": 0.95, "false_alarm_rate": 0.19},
+    "written_blind4": {"crisis_recall": 0.95, "false_alarm_rate": 0.2},
 }
 
 
@@ -87,7 +92,9 @@ def test_real_world_figures_hold(report):
     for name, part in report.items():
         figures, floors = part["figures"], FLOORS[name]
         failures = [f["id"] for f in part["failures"]]
-        assert figures["crisis_recall"] >= floors["crisis_recall"], (name, failures)
-        assert figures["false_alarm_rate"] <= floors["false_alarm_rate"], (name, failures)
-        assert figures["topic_accuracy"] >= floors["topic_accuracy"], (name, failures)
-        assert figures["out_of_scope_rate"] >= floors["out_of_scope_rate"], (name, failures)
+        assert set(floors) == {key for key, value in figures.items() if value is not None} - {"cases"}, name
+        for measure, floor in floors.items():
+            if measure == "false_alarm_rate":
+                assert figures[measure] <= floor, (name, measure, failures)
+            else:
+                assert figures[measure] >= floor, (name, measure, failures)
