@@ -9,6 +9,7 @@ The phrases live in crisis_patterns.yml beside this file, so they ship with the 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
@@ -73,11 +74,27 @@ def _token_specs(alternative: Text, nlp: Language) -> List[Dict[Text, Any]]:
     return specs
 
 
+def _alternatives(part: Text, nlp: Language) -> List[List[Dict[Text, Any]]]:
+    """The token specs of one word slot: its one-word alternatives merged into one spec
+    per attribute ("kill|stab|shoot" is one LEMMA IN spec), the longer ones kept apart.
+    Merging keeps the number of Matcher patterns, and so the time to match a message,
+    small: each combination of the longer alternatives is its own pattern."""
+    merged: Dict[Text, List[Text]] = {}
+    longer: List[List[Dict[Text, Any]]] = []
+    for specs in (_token_specs(alternative, nlp) for alternative in part.split("|")):
+        if len(specs) == 1 and len(specs[0]) == 1 and isinstance(next(iter(specs[0].values())), str):
+            [(attribute, value)] = specs[0].items()
+            merged.setdefault(attribute, []).append(value)
+        else:
+            longer.append(specs)
+    return [[{attribute: {"IN": sorted(set(values))}}] for attribute, values in merged.items()] + longer
+
+
 def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]:
     """Turns one line of crisis_patterns.yml into spaCy Matcher patterns.
 
-    Alternatives (`a|b`) may differ in length, so each combination becomes its own
-    Matcher pattern.
+    Alternatives (`a|b`) may differ in length, so each combination of the longer ones
+    becomes its own Matcher pattern.
     """
     slots = []
     for part in pattern.split():
@@ -86,11 +103,21 @@ def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]
         elif part.startswith(NOT):
             slots.append([[{"LOWER": {"NOT_IN": part[1:].lower().split("|")}}]])
         else:
-            slots.append([_token_specs(alternative, nlp) for alternative in part.split("|")])
+            slots.append(_alternatives(part, nlp))
     return [
         [spec for specs in combination for spec in specs]
         for combination in itertools.product(*slots)
     ]
+
+
+@dataclass
+class Reading:
+    """A message as the crisis phrases read it: the crisis found (category and words),
+    the everyday idiom that only sounds like one, and the kinds of warning sign."""
+
+    crisis: Optional[Dict[Text, Text]] = None
+    idiom: Optional[Text] = None
+    warning_signs: Dict[Text, Text] = field(default_factory=dict)
 
 
 class CrisisMatcher:
@@ -119,29 +146,19 @@ class CrisisMatcher:
         if lines:
             self.matcher.add(label, [p for line in lines for p in compile_pattern(line, nlp)])
 
-    def warning_signs(self, doc: Doc) -> Dict[Text, Text]:
-        """The kinds of warning sign in the message, with the words that showed each."""
-        signs: Dict[Text, Text] = {}
-        for match_id, start, end in self.matcher(doc):
-            label = doc.vocab.strings[match_id]
-            if label.startswith(SIGN):
-                signs.setdefault(label[len(SIGN):], doc[start:end].text)
-        return signs
-
-    def idiom(self, doc: Doc) -> Optional[Text]:
-        """The words of an everyday idiom that only sounds like a crisis, if any."""
-        for match_id, start, end in self.matcher(doc):
-            if doc.vocab.strings[match_id] == IDIOM:
-                return doc[start:end].text
-        return None
-
-    def find(self, doc: Doc) -> Optional[Dict[Text, Text]]:
-        """Returns the category and matched words of the first crisis found, or None."""
+    def read(self, doc: Doc) -> Reading:
+        """What the phrases find in a message, from one pass of the matcher (it is the
+        costly part: a few milliseconds a message)."""
         if doc.text.strip(" .!?\n").lower() in self.alone:
-            return {"category": "alone", "phrase": doc.text.strip()}
+            return Reading(crisis={"category": "alone", "phrase": doc.text.strip()})
         found: Dict[Text, Text] = {}
         for match_id, start, end in self.matcher(doc):
             found.setdefault(doc.vocab.strings[match_id], doc[start:end].text)
+        signs = {label[len(SIGN):]: words for label, words in found.items() if label.startswith(SIGN)}
+        return Reading(crisis=self._crisis(found), idiom=found.get(IDIOM), warning_signs=signs)
+
+    def _crisis(self, found: Dict[Text, Text]) -> Optional[Dict[Text, Text]]:
+        """The category and matched words of the first crisis found, or None."""
         for category, parts in self.categories.items():
             if category + NOW in found:
                 return {"category": category, "phrase": found[category + NOW]}
@@ -204,8 +221,8 @@ class CrisisDetector(GraphComponent):
         matcher = self.matcher_for(model.model)
         for message in messages:
             doc = message.get(SPACY_DOCS[TEXT]) or model.model((message.get(TEXT) or "").lower())
-            reason = matcher.find(doc)
-            idiom = None if reason else matcher.idiom(doc)
+            reading = matcher.read(doc)
+            reason, idiom = reading.crisis, None if reading.crisis else reading.idiom
             if idiom:
                 self._overrule_crisis_vote(message, idiom)
             else:
@@ -213,7 +230,7 @@ class CrisisDetector(GraphComponent):
             if reason:
                 self._force_crisis(message, reason)
             else:
-                self._mark_warning_signs(message, matcher.warning_signs(doc))
+                self._mark_warning_signs(message, reading.warning_signs)
         return messages
 
     @staticmethod

@@ -57,12 +57,12 @@ def test_any_all_unless_and_alone(nlp):
         },
         alone=["od"],
     )
-    assert m.find(nlp("he overdosed"))["category"] == "overdose"
-    assert m.find(nlp("he overdosed two years ago and is sober now")) is None
-    assert m.find(nlp("took xanax and heroin and i feel weird"))["category"] == "mix"
-    assert m.find(nlp("can xanax and heroin kill you")) is None
-    assert m.find(nlp("OD!"))["category"] == "alone"
-    assert m.find(nlp("what does od mean")) is None
+    assert m.read(nlp("he overdosed")).crisis["category"] == "overdose"
+    assert m.read(nlp("he overdosed two years ago and is sober now")).crisis is None
+    assert m.read(nlp("took xanax and heroin and i feel weird")).crisis["category"] == "mix"
+    assert m.read(nlp("can xanax and heroin kill you")).crisis is None
+    assert m.read(nlp("OD!")).crisis["category"] == "alone"
+    assert m.read(nlp("what does od mean")).crisis is None
 
 
 def test_an_overdose_happening_now_is_never_cancelled_by_an_exception(nlp):
@@ -70,8 +70,8 @@ def test_an_overdose_happening_now_is_never_cancelled_by_an_exception(nlp):
         nlp,
         {"overdose": {"any": ["=overdosed"], "now": ["od right_now"], "unless": ["how do i know"]}},
     )
-    assert m.find(nlp("how do i know if he overdosed")) is None
-    found = m.find(nlp("he is having an od right now, how do i know what to do"))
+    assert m.read(nlp("how do i know if he overdosed")).crisis is None
+    found = m.read(nlp("he is having an od right now, how do i know what to do")).crisis
     assert found == {"category": "overdose", "phrase": "od right now"}
 
 
@@ -130,9 +130,9 @@ def test_warning_signs_are_marked_without_escalating(nlp):
         "warning_signs": {"means": {"any": ["saved up ? pills"]}, "loss": {"any": ["lost my job"]}},
     })
     doc = nlp("i lost my job and ive got pills saved up")
-    assert m.find(doc) is None
-    assert set(m.warning_signs(doc)) == {"loss"}
-    assert set(m.warning_signs(nlp("i lost my job, saved up some pills"))) == {"loss", "means"}
+    assert m.read(doc).crisis is None
+    assert set(m.read(doc).warning_signs) == {"loss"}
+    assert set(m.read(nlp("i lost my job, saved up some pills")).warning_signs) == {"loss", "means"}
 
 
 def test_an_idiom_overrules_the_classifier_vote_but_never_a_crisis_phrase(nlp):
