@@ -87,7 +87,8 @@ def _alternatives(part: Text, nlp: Language) -> List[List[Dict[Text, Any]]]:
             merged.setdefault(attribute, []).append(value)
         else:
             longer.append(specs)
-    return [[{attribute: {"IN": sorted(set(values))}}] for attribute, values in merged.items()] + longer
+    one_spec = lambda attribute, values: {attribute: values[0] if len(values) == 1 else {"IN": values}}  # noqa: E731
+    return [[one_spec(attribute, sorted(set(values)))] for attribute, values in merged.items()] + longer
 
 
 def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]:

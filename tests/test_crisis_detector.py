@@ -44,8 +44,15 @@ def test_words_match_in_any_form_and_equals_sign_pins_the_form(nlp):
 def test_alternatives_of_different_lengths_become_separate_patterns(nlp):
     patterns = compile_pattern("end my_life|it ?", nlp)
     assert len(patterns) == 2
-    assert patterns[0][:3] == [{"LEMMA": "end"}, {"LEMMA": "my"}, {"LEMMA": "life"}]
-    assert patterns[1][-1] == {"OP": "?"}
+    assert [{"LEMMA": "end"}, {"LEMMA": "my"}, {"LEMMA": "life"}, {"OP": "?"}] in patterns
+    assert [{"LEMMA": "end"}, {"LEMMA": "it"}, {"OP": "?"}] in patterns
+
+
+def test_one_word_alternatives_share_one_pattern(nlp):
+    assert compile_pattern("kill|stab|shoot myself|=meself", nlp) == [
+        [{"LEMMA": {"IN": ["kill", "shoot", "stab"]}}, {"LEMMA": "myself"}],
+        [{"LEMMA": {"IN": ["kill", "shoot", "stab"]}}, {"LOWER": "meself"}],
+    ]
 
 
 def test_any_all_unless_and_alone(nlp):
