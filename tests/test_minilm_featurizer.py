@@ -90,3 +90,17 @@ def test_the_component_needs_onnx_runtime_only_not_the_build_time_exporter():
     result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr[-2000:]
     assert "onnx" not in MiniLMFeaturizer.required_packages()
+
+
+def test_the_fast_tokenizer_splits_every_training_word_as_rasas(featurizers):
+    """Every word of the training data gets the same word pieces from the fast
+    tokenizer as from the BertTokenizer Rasa's featurizer uses."""
+    stock, ours = featurizers
+    examples = [line.strip()[2:] for path in (ROOT / "data" / "nlu").glob("*.yml")
+                for line in path.read_text().splitlines() if line.strip().startswith("- ")]
+    words = {word for text in examples + TEXTS for word in text.split()}
+    assert len(words) > 1000
+    differing = [word for word in sorted(words)
+                 if stock.tokenizer.encode(word, add_special_tokens=False)
+                 != ours.tokenizer.encode(word, add_special_tokens=False)]
+    assert differing == []
