@@ -26,6 +26,11 @@ none of that kind: "will naltrexone stop me from overdosing" is not about naloxo
 "is codeine any good for avoiding H WDs" is not about Klonopin. Such a message gets the
 answer about the detox medicine it names, or the answer for any substance
 (`subject_topics`).
+
+The same similarities also vote on the answer: the in-scope examples most like the
+message weigh in for their own answers, and an answer with most of the vote replaces
+the classifiers' choice (`scope.nearest`). The classifiers read a long or unusual
+message through the words they learned; its nearest examples are often the better guide.
 """
 from __future__ import annotations
 
@@ -134,7 +139,7 @@ def names_medicine(message: Message) -> bool:
 def faq_topic(message: Message) -> Optional[Text]:
     """The FAQ topic the ResponseSelector chose ("faq/withdrawal_onset"), if any."""
     selected = (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ) or {}
-    return (selected.get(RESPONSE_SELECTOR_PREDICTION_KEY) or {}).get("intent_response_key")
+    return (selected.get(RESPONSE_SELECTOR_PREDICTION_KEY) or {}).get(INTENT_RESPONSE_KEY)
 
 
 def _matrix(vectors: List[np.ndarray], width: int) -> np.ndarray:
@@ -143,7 +148,8 @@ def _matrix(vectors: List[np.ndarray], width: int) -> np.ndarray:
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class ScopeGuard(GraphComponent):
-    """Replaces an in-scope intent by `out_of_scope` for messages unlike its examples."""
+    """Replaces an in-scope intent by `out_of_scope` for messages unlike its examples,
+    and an answer by the one the nearest examples or the substances named call for."""
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
