@@ -87,8 +87,12 @@ def _alternatives(part: Text, nlp: Language) -> List[List[Dict[Text, Any]]]:
             merged.setdefault(attribute, []).append(value)
         else:
             longer.append(specs)
-    one_spec = lambda attribute, values: {attribute: values[0] if len(values) == 1 else {"IN": values}}  # noqa: E731
-    return [[one_spec(attribute, sorted(set(values)))] for attribute, values in merged.items()] + longer
+    return [[_one_spec(attribute, sorted(set(values)))] for attribute, values in merged.items()] + longer
+
+
+def _one_spec(attribute: Text, values: List[Text]) -> Dict[Text, Any]:
+    """One token spec for several values of an attribute (a plain value when one)."""
+    return {attribute: values[0] if len(values) == 1 else {"IN": values}}
 
 
 def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]:
