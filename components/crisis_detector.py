@@ -44,7 +44,8 @@ WARNING_SIGN_ENTITY = "warning_sign"
 SIGN = "sign:"
 IDIOM = "idiom"
 OVERDOSE_CATEGORIES = {"overdose", "unresponsive", "breathing", "too_many_pills", "dangerous_mix", "mixed_now",
-                      "slowed_after_opioids"}
+                      "slowed_after_opioids", "benzo_with_alcohol", "passed_out_after_pills",
+                      "child_drowsy_by_medicine"}
 OTHER_REFLEXIVE = {"himself", "herself", "themselves", "themself"}
 OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
 # Words that mark a message as Spanish; it then gets the reply in Spanish and English.
@@ -115,6 +116,22 @@ def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]
     ]
 
 
+def ended(doc: Doc) -> Doc:
+    """The message with a full stop after its last word, if it has no closing mark.
+
+    A pattern's `!a|b` needs a word to compare: "this could be my way out" (no final
+    stop) would otherwise escape "be my way out !of|from". The copy keeps each word's
+    lemma, which the patterns read, without running the pipeline again."""
+    if not len(doc) or doc[-1].is_punct:
+        return doc
+    return Doc(
+        doc.vocab,
+        words=[token.text for token in doc] + ["."],
+        spaces=[bool(token.whitespace_) for token in doc] + [False],
+        lemmas=[token.lemma_ for token in doc] + ["."],
+    )
+
+
 @dataclass
 class Reading:
     """A message as the crisis phrases read it: the crisis found (category and words),
@@ -157,6 +174,7 @@ class CrisisMatcher:
         if doc.text.strip(" .!?\n").lower() in self.alone:
             return Reading(crisis={"category": "alone", "phrase": doc.text.strip()})
         found: Dict[Text, Text] = {}
+        doc = ended(doc)
         for match_id, start, end in self.matcher(doc):
             found.setdefault(doc.vocab.strings[match_id], doc[start:end].text)
         signs = {label[len(SIGN):]: words for label, words in found.items() if label.startswith(SIGN)}

@@ -18,8 +18,10 @@ crisis vote for it (its phrase patterns still apply).
 A question about another substance ("How does gabapentin help with withdrawal?") can
 sit close to the FAQ examples, since it uses their words. It is out of scope when it
 names a substance the answers do not cover and none they do (scope_substances.yml),
-unless it was matched to an answer about any substance (self-medicating: "can I just
-smoke weed to get through the withdrawal").
+unless it was matched to an answer about any substance, or it tells of a plan to get
+through withdrawal with that substance ("can i take imodium for wd", "gonna drink my
+way through the wd"): that is self-medicating, whatever the classifiers chose, and its
+answer warns against it for any substance.
 
 An answer about one kind of substance is wrong for a message that names substances,
 none of that kind: "will naltrexone stop me from overdosing" is not about naloxone, and
@@ -30,7 +32,9 @@ answer about the detox medicine it names, or the answer for any substance
 The same similarities also vote on the answer: the in-scope examples most like the
 message weigh in for their own answers, and an answer with most of the vote replaces
 the classifiers' choice (`scope.nearest`). The classifiers read a long or unusual
-message through the words they learned; its nearest examples are often the better guide.
+message through the words they learned; its nearest examples are often the better guide,
+also where the classifiers were unsure ("tell me about clonazepam, what its for and side
+effects and stuff" fell below the FallbackClassifier's threshold).
 """
 from __future__ import annotations
 
@@ -75,6 +79,19 @@ VECTORS_FILE = "vectors.npz"
 VOCABULARY_FILE = "vocabulary.json"
 LABELS_FILE = "labels.json"
 SUBSTANCES_FILE = Path(__file__).with_name("scope_substances.yml")
+OPIOIDS = "opioids"
+
+
+# Opiate withdrawal, and the writer's plan to treat it with something: "can i take X for
+# wd", "gonna use X to get through the withdrawal", "got some of my mom's X, will that help
+# with kicking". A plain question about X ("does X help with withdrawal?") is not a plan.
+WITHDRAWAL_WORDS = r"withdrawa?ls?|withdrawl?s|withdraws|wds?|w/ds?|dope ?sick(?:ness)?|detox(?:ing)?|kick(?:ing)?"
+WITHDRAWAL = re.compile(rf"\b(?:{WITHDRAWAL_WORDS})\b")
+SELF_TREATMENT_PLAN = re.compile(
+    r"\b(?:can|could|should|will|would) i (?:just )?(?:take|use|try|drink|smoke|pop)\b"
+    r"|\b(?:gonna|going to|about to|planning to|plan to|i'?ll|i will) (?:just )?(?:take|use|try|drink|smoke|pop)\b"
+    r"|\b(?:got|have|bought) (?:some|a few|a bottle|a bunch)\b"
+)
 
 
 def words(message: Message) -> List[Text]:
@@ -106,6 +123,13 @@ class Substances:
         self.groups = {group: self._pattern(names) for group, names in covered.items()}
         self.covered = self._pattern([name for names in covered.values() for name in names])
         self.other = self._pattern(other)
+        # An opioid taken for withdrawal: "hydrocodone for heroin withdrawal", "is codeine
+        # any good for avoiding h wds" (not "on oxy for 5 years").
+        self.opioid_for_withdrawal = re.compile(
+            rf"({self.groups[OPIOIDS].pattern})\s+(?:any good\s+)?(?:for|to)\s+"
+            r"(?:(?!and\b|but\b|years?\b|months?\b|weeks?\b|days?\b)[a-z']+\s+){0,3}"
+            rf"(?:{WITHDRAWAL_WORDS})\b"
+        )
 
     @classmethod
     def from_file(cls, path: Path = SUBSTANCES_FILE) -> Substances:
@@ -122,6 +146,18 @@ class Substances:
         text = text.lower()
         other = self.other.search(text)
         return other.group(0) if other and not self.covered.search(text) else None
+
+    def self_treatment(self, text: Text) -> Optional[Text]:
+        """The substance the writer would get through withdrawal with: an uncovered one
+        they plan to take, or an opioid taken for it (and no detox medicine, benzo or
+        naloxone named, whose answers speak for themselves)."""
+        other, text = self.only_other(text), text.lower()
+        if other:
+            return other if WITHDRAWAL.search(text) and SELF_TREATMENT_PLAN.search(text) else None
+        if any(self.names_group(group, text) for group in self.groups if group != OPIOIDS):
+            return None
+        opioid = self.opioid_for_withdrawal.search(text)
+        return opioid.group(1) if opioid else None
 
     def names_any(self, text: Text) -> bool:
         text = text.lower()
@@ -154,9 +190,10 @@ class ScopeGuard(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {
-            # Intents whose prediction is checked (the FAQ retrieval intent and the
-            # medication question).
-            "intents": ["faq", "ask_medication"],
+            # Intents whose prediction is checked: the FAQ retrieval intent, the
+            # medication question, and the classifiers' unsure guess (nlu_fallback), which
+            # the nearest examples may answer when they agree.
+            "intents": ["faq", "ask_medication", "nlu_fallback"],
             # Below this cosine similarity to every in-scope example: out of scope.
             "min_similarity": 0.47,
             # The in-scope examples most like the message vote on its answer (weighted
@@ -282,6 +319,8 @@ class ScopeGuard(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
+            if self._answer_self_treatment(message):
+                continue
             message_words = words(message)
             if message_words and self.vocabulary and not self.vocabulary.intersection(message_words):
                 message.set(SCOPE_KEY, {"known_words": 0, "out": False}, add_to_output=True)
@@ -295,6 +334,23 @@ class ScopeGuard(GraphComponent):
                 not_about = self._check_subject(message)
                 self._check_scope(message, vector, in_scope, not_about=not_about, nearest=nearest)
         return messages
+
+    def _answer_self_treatment(self, message: Message) -> bool:
+        """Gives a plan to treat withdrawal with an uncovered substance the answer for any
+        substance (the first of `any_substance_topics`), where the classifiers chose an
+        FAQ topic, a medicine or out of scope."""
+        substance = self.substances.self_treatment(message.get(TEXT) or "")
+        if (
+            not substance
+            or (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in self.intents | {OUT_OF_SCOPE}
+            or not (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ)
+        ):
+            return False
+        if message.get(INTENT)[INTENT_NAME_KEY] != FAQ:
+            self._replace_intent(message, FAQ, confidence=message.get(INTENT)["confidence"])
+        self._replace_topic(message, self.config["any_substance_topics"][0])
+        message.set(SCOPE_KEY, {"out": False, "self_treatment": substance}, add_to_output=True)
+        return True
 
     def _follow_nearest_examples(
         self, message: Message, similarity: Optional[np.ndarray]

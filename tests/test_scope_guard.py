@@ -127,6 +127,35 @@ def answered(text, topic, entities=()):
     return msg
 
 
+@pytest.mark.parametrize("intent", ["faq", "ask_medication", "out_of_scope"])
+@pytest.mark.parametrize("text, substance", [
+    ("can i take imodium for wd", "imodium"),
+    ("gonna just drink my way through the wd, few beers at night", "beers"),
+    ("got some of my moms gabapentin, will that help with kicking", "gabapentin"),
+    ("is codeine any good for avoiding h wds", "codeine"),
+    ("hydrocodone for heroin withdrawal?", "hydrocodone"),
+])
+def test_treating_withdrawal_with_another_substance_gets_the_self_medicating_answer(
+    guard, intent, text, substance
+):
+    msg = answered(text, "faq/withdrawal_symptoms")
+    msg.set("intent", {"name": intent, "confidence": 0.9})
+    guard.process([msg])
+    assert msg.get("intent")["name"] == "faq"
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/self_medicating"
+    assert msg.get("scope") == {"out": False, "self_treatment": substance}
+
+
+@pytest.mark.parametrize("text", ["how does gabapentin help with withdrawal", "how long does kratom withdrawal last",
+                                  "can i take gabapentin with my dinner", "how long does oxy withdrawal last",
+                                  "ive been on oxy for 5 years and withdrawal scares me",
+                                  "can i take suboxone for withdrawal"])
+def test_a_question_about_a_substance_or_its_withdrawal_is_not_self_medicating(guard, text):
+    msg = answered(text, "faq/withdrawal_symptoms")
+    guard.process([msg])
+    assert "self_treatment" not in msg.get("scope")
+
+
 def test_a_question_about_a_detox_medicine_gets_its_answer_not_one_about_another_substance(guard):
     [msg] = guard.process([answered("is naltrexone what stops an overdose", "faq/naloxone", ["naltrexone"])])
     assert msg.get("intent")["name"] == "ask_medication"
@@ -190,6 +219,23 @@ def test_the_answer_the_nearest_examples_agree_on_wins(topics_guard):
     assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/onset"
     nearest = msg.get("scope")["nearest"]
     assert nearest["answer"] == "faq/onset" and nearest["share"] >= 0.6 and nearest["followed"] is True
+
+
+def test_an_unsure_guess_gets_the_answer_the_nearest_examples_agree_on(topics_guard):
+    msg = answered("what is klonopin", "faq/symptoms")
+    msg.set("intent", {"name": "nlu_fallback", "confidence": 0.55})
+    topics_guard.process([msg])
+    assert msg.get("intent") == {"name": "faq", "confidence": 0.55}
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/onset"
+
+
+def test_an_unsure_guess_stays_one_when_the_nearest_examples_disagree(topics_guard):
+    msg = answered("what is klonopin", "faq/symptoms")
+    msg.set("intent", {"name": "nlu_fallback", "confidence": 0.55})
+    msg.features = []
+    msg.add_features(Features(np.asarray([[0.35, 0.9, 0.25]] * 2, dtype=np.float32), "sequence", TEXT, "MiniLM"))
+    topics_guard.process([msg])
+    assert msg.get("intent")["name"] == "nlu_fallback"
 
 
 def test_the_classifiers_answer_stays_when_the_nearest_examples_disagree(topics_guard):
