@@ -58,6 +58,7 @@ FIRST_PERSON = {"i", "me", "myself", "my", "im", "i'm", "ill", "i'll", "mine"}
 ANY_WORD = "?"
 NOT = "!"
 MANY = "<many>"
+NUMBER = "<number>"
 UNLESS = "!unless"
 NOW = "!now"
 
@@ -68,6 +69,8 @@ def _token_specs(alternative: Text, nlp: Language) -> List[Dict[Text, Any]]:
     for word in alternative.lower().split("_"):
         if word == MANY:
             specs.append({"TEXT": {"REGEX": r"^[1-9][0-9]+$"}})
+        elif word == NUMBER:
+            specs.append({"TEXT": {"REGEX": r"^[0-9]+$"}})
         elif word.startswith("="):
             specs.extend({"LOWER": token.lower_} for token in nlp.make_doc(word[1:]))
         else:
