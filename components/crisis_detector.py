@@ -45,7 +45,7 @@ SIGN = "sign:"
 IDIOM = "idiom"
 OVERDOSE_CATEGORIES = {"overdose", "unresponsive", "breathing", "too_many_pills", "dangerous_mix", "mixed_now",
                       "slowed_after_opioids", "benzo_with_alcohol", "passed_out_after_pills",
-                      "child_drowsy_by_medicine"}
+                      "child_drowsy_by_medicine", "child_got_into_medicine"}
 OTHER_REFLEXIVE = {"himself", "herself", "themselves", "themself"}
 OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
 # Words that mark a message as Spanish; it then gets the reply in Spanish and English.

@@ -336,9 +336,10 @@ class ScopeGuard(GraphComponent):
         return messages
 
     def _answer_self_treatment(self, message: Message) -> bool:
-        """Gives a plan to treat withdrawal with an uncovered substance the answer for any
-        substance (the first of `any_substance_topics`), where the classifiers chose an
-        FAQ topic, a medicine or out of scope."""
+        """Gives a message about treating withdrawal with another substance (an uncovered
+        one the writer plans to take, or an opioid) the answer for any substance (the first
+        of `any_substance_topics`), where the classifiers chose an FAQ topic, a medicine,
+        out of scope or nothing sure."""
         substance = self.substances.self_treatment(message.get(TEXT) or "")
         if (
             not substance

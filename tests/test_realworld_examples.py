@@ -35,6 +35,10 @@ OVERDOSE = [
     "he is having an od right now, how do i know what to do",
     "my toddler swallowed one of my klonopin",
     "hes not breating",
+    # Not in the issue: the kinds of body emergency found since, each its own category.
+    "my 2yo got the cap off the kids tylenol and drank some, idk how much",
+    "took 2 bars and a few beers and now i feel like im sinking",
+    "my roommate swallowed a bunch of pills and then passed out",
 ]
 SPANISH = ["mi amigo no respira", "quiero morir"]
 
