@@ -54,11 +54,13 @@ def test_a_candidate_model_is_trained_and_compared_with_the_running_one(workbenc
         assert 0 <= float(running) <= 1 and 0 <= float(candidate) <= 1, measure
     for name in development_sets():
         slug = f"real-world-{name.replace('_', '-')}"
-        running, candidate, _ = rows[f"{slug}-crisis-recall"]
-        assert float(running) > 0.5 and float(candidate) > 0.5, name
-        running, candidate, _ = rows[f"{slug}-topic-answered-with-the-right-key-facts"]
-        # The written blind sets hold crisis and non-crisis messages only: no topic figure.
-        assert (running, candidate) == ("–", "–") or (float(running) > 0.3 and float(candidate) > 0.3), name
+        for measure, floor in (("crisis-recall", 0.5), ("topic-answered-with-the-right-key-facts", 0.3)):
+            running, candidate, _ = rows[f"{slug}-{measure}"]
+            # The written sets measure crises alone or topics alone: the other figure is "–";
+            # our own development set measures both.
+            if (running, candidate) == ("–", "–") and name != "own_dev":
+                continue
+            assert float(running) > floor and float(candidate) > floor, (name, measure)
 
     status = client.get("/api/candidate").json()
     assert status["state"] == "done" and set(status["scores"]) == {"running", "candidate"}
