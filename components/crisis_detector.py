@@ -43,9 +43,8 @@ PATH_ENTITY = "crisis_path"
 WARNING_SIGN_ENTITY = "warning_sign"
 SIGN = "sign:"
 IDIOM = "idiom"
-OVERDOSE_CATEGORIES = {"overdose", "unresponsive", "breathing", "too_many_pills", "dangerous_mix", "mixed_now",
-                      "slowed_after_opioids", "benzo_with_alcohol", "passed_out_after_pills",
-                      "child_drowsy_by_medicine", "child_got_into_medicine"}
+# A category with `path: overdose` in crisis_patterns.yml is an emergency of the body.
+OVERDOSE_PATH = "overdose"
 OTHER_REFLEXIVE = {"himself", "herself", "themselves", "themself"}
 OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
 # Words that mark a message as Spanish; it then gets the reply in Spanish and English.
@@ -223,6 +222,9 @@ class CrisisDetector(GraphComponent):
     def __init__(self, config: Dict[Text, Any]) -> None:
         self.model_threshold = float(config["model_threshold"])
         self.patterns = yaml.safe_load(PATTERNS_FILE.read_text())
+        self.overdose_categories = {
+            name for name, parts in self.patterns["categories"].items() if parts.get("path") == OVERDOSE_PATH
+        }
         self._matcher: Optional[CrisisMatcher] = None
         self._vocab_id: Optional[int] = None
 
@@ -290,27 +292,25 @@ class CrisisDetector(GraphComponent):
                 return {"category": "classifier", "phrase": f"{ranked['confidence']:.2f}"}
         return None
 
-    @staticmethod
-    def crisis_path(reason: Dict[Text, Text], text: Text) -> Text:
+    def crisis_path(self, reason: Dict[Text, Text], text: Text) -> Text:
         """`es` for a message in Spanish, `overdose` for an emergency of the body (911 and
         first aid first), `other` when the words are about someone else at risk, else
         `self`: a first-person crisis always asks about the writer."""
         words = set(text.lower().replace(",", " ").replace(".", " ").split())
         if words & SPANISH:
             return "es"
-        if reason["category"] in OVERDOSE_CATEGORIES:
-            return "overdose"
+        if reason["category"] in self.overdose_categories:
+            return OVERDOSE_PATH
         phrase = set(reason["phrase"].lower().split())
         if phrase & OTHER_REFLEXIVE or (words & OTHER_PERSON and not words & FIRST_PERSON):
             return "other"
         return "self"
 
-    @classmethod
-    def _force_crisis(cls, message: Message, reason: Dict[Text, Text]) -> None:
+    def _force_crisis(self, message: Message, reason: Dict[Text, Text]) -> None:
         text = message.get(TEXT) or ""
         path = {
-            "entity": PATH_ENTITY, "value": cls.crisis_path(reason, text),
-            "start": 0, "end": len(text), "confidence": 1.0, "extractor": cls.__name__,
+            "entity": PATH_ENTITY, "value": self.crisis_path(reason, text),
+            "start": 0, "end": len(text), "confidence": 1.0, "extractor": type(self).__name__,
         }
         entities = [e for e in message.get(ENTITIES) or [] if e.get("entity") != PATH_ENTITY]
         message.set(ENTITIES, entities + [path], add_to_output=True)

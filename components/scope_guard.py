@@ -147,11 +147,11 @@ class Substances:
         other = self.other.search(text)
         return other.group(0) if other and not self.covered.search(text) else None
 
-    def self_treatment(self, text: Text) -> Optional[Text]:
-        """The substance the writer would get through withdrawal with: an uncovered one
-        they plan to take, or an opioid taken for it (and no detox medicine, benzo or
-        naloxone named, whose answers speak for themselves)."""
-        other, text = self.only_other(text), text.lower()
+    def self_treatment(self, text: Text, other: Optional[Text]) -> Optional[Text]:
+        """The substance the writer would get through withdrawal with: `other` (the text's
+        `only_other`) when they plan to take it, or an opioid taken for it (and no detox
+        medicine, benzo or naloxone named, whose answers speak for themselves)."""
+        text = text.lower()
         if other:
             return other if WITHDRAWAL.search(text) and SELF_TREATMENT_PLAN.search(text) else None
         if any(self.names_group(group, text) for group in self.groups if group != OPIOIDS):
@@ -319,7 +319,8 @@ class ScopeGuard(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            if self._answer_self_treatment(message):
+            other = self.substances.only_other(message.get(TEXT) or "")
+            if self._answer_self_treatment(message, other):
                 continue
             message_words = words(message)
             if message_words and self.vocabulary and not self.vocabulary.intersection(message_words):
@@ -331,16 +332,16 @@ class ScopeGuard(GraphComponent):
                 vector = sentence_vector(message)
                 in_scope = self.in_scope_similarity(vector)
                 nearest = self._follow_nearest_examples(message, in_scope)
-                not_about = self._check_subject(message)
-                self._check_scope(message, vector, in_scope, not_about=not_about, nearest=nearest)
+                not_about = self._check_subject(message, other)
+                self._check_scope(message, vector, in_scope, other, not_about=not_about, nearest=nearest)
         return messages
 
-    def _answer_self_treatment(self, message: Message) -> bool:
+    def _answer_self_treatment(self, message: Message, other: Optional[Text]) -> bool:
         """Gives a message about treating withdrawal with another substance (an uncovered
         one the writer plans to take, or an opioid) the answer for any substance (the first
         of `any_substance_topics`), where the classifiers chose an FAQ topic, a medicine,
         out of scope or nothing sure."""
-        substance = self.substances.self_treatment(message.get(TEXT) or "")
+        substance = self.substances.self_treatment(message.get(TEXT) or "", other)
         if (
             not substance
             or (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in self.intents | {OUT_OF_SCOPE}
@@ -377,9 +378,10 @@ class ScopeGuard(GraphComponent):
             self._replace_topic(message, answer)
         return {**nearest, "followed": True}
 
-    def _check_subject(self, message: Message) -> Optional[Text]:
+    def _check_subject(self, message: Message, other: Optional[Text]) -> Optional[Text]:
         """Moves a message off an answer about a kind of substance it does not name;
-        returns that kind."""
+        returns that kind. (`other`: the uncovered substance it names, if it names only
+        such: out of scope, whatever the answer.)"""
         topic = faq_topic(message)
         rule = self.config["subject_topics"].get(topic or "")
         text = message.get(TEXT) or ""
@@ -387,7 +389,7 @@ class ScopeGuard(GraphComponent):
             not rule
             or self.substances.names_group(rule["subject"], text)
             or not self.substances.names_any(text)
-            or self.substances.only_other(text)  # out of scope, whatever the answer
+            or other
         ):
             return None
         if names_medicine(message):
@@ -411,6 +413,7 @@ class ScopeGuard(GraphComponent):
         message: Message,
         vector: Optional[np.ndarray],
         in_scope: Optional[np.ndarray],
+        other_substance: Optional[Text],
         not_about: Optional[Text] = None,
         nearest: Optional[Dict[Text, Any]] = None,
     ) -> None:
@@ -419,7 +422,6 @@ class ScopeGuard(GraphComponent):
             similarity = self.similarities(vector, in_scope)
             decision = {**{name: round(value, 3) for name, value in similarity.items()},
                         "out": self.is_out_of_scope(similarity)}
-        other_substance = self.substances.only_other(message.get(TEXT) or "")
         if other_substance and faq_topic(message) not in self.config["any_substance_topics"]:
             decision.update(other_substance=other_substance, out=True)
         if not_about:
