@@ -118,19 +118,25 @@ def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]
     ]
 
 
-def ended(doc: Doc) -> Doc:
-    """The message with a full stop after its last word, if it has no closing mark.
+# Chat shorthand read as the word it stands for, so that one pattern covers both:
+# "cuantas pastillas pa no despertar", "q piso es suficiente", "x si mañana no estoy".
+SHORTHAND = {"pa": "para", "q": "que", "k": "que", "xq": "porque", "pq": "porque", "x": "por",
+             "toy": "estoy", "ta": "está", "u": "you", "ur": "your"}
+
+
+def for_matching(doc: Doc) -> Doc:
+    """The message as the patterns read it: chat shorthand as the word it stands for,
+    and a full stop after its last word if it has no closing mark.
 
     A pattern's `!a|b` needs a word to compare: "this could be my way out" (no final
     stop) would otherwise escape "be my way out !of|from". The copy keeps each word's
     lemma, which the patterns read, without running the pipeline again."""
-    if not len(doc) or doc[-1].is_punct:
-        return doc
+    end = [] if len(doc) and doc[-1].is_punct else ["."]
     return Doc(
         doc.vocab,
-        words=[token.text for token in doc] + ["."],
-        spaces=[bool(token.whitespace_) for token in doc] + [False],
-        lemmas=[token.lemma_ for token in doc] + ["."],
+        words=[token.text for token in doc] + end,
+        spaces=[bool(token.whitespace_) for token in doc] + [False] * len(end),
+        lemmas=[SHORTHAND.get(token.lower_, token.lemma_) for token in doc] + end,
     )
 
 
@@ -176,7 +182,7 @@ class CrisisMatcher:
         if doc.text.strip(" .!?\n").lower() in self.alone:
             return Reading(crisis={"category": "alone", "phrase": doc.text.strip()})
         found: Dict[Text, Text] = {}
-        doc = ended(doc)
+        doc = for_matching(doc)
         for match_id, start, end in self.matcher(doc):
             found.setdefault(doc.vocab.strings[match_id], doc[start:end].text)
         signs = {label[len(SIGN):]: words for label, words in found.items() if label.startswith(SIGN)}

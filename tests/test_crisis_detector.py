@@ -131,6 +131,14 @@ def test_ordinary_questions_are_left_alone(nlp):
     assert message.get("crisis_detector") is None
 
 
+def test_chat_shorthand_reads_as_the_word_it_stands_for(nlp):
+    m = matcher(nlp, {"method": {"any": ["para no despertar", "que piso"]}, "you": {"any": ["you were the best"]}})
+    assert m.read(nlp("cuantas pastillas pa no despertar")).crisis["category"] == "method"
+    assert m.read(nlp("q piso es suficiente")).crisis["category"] == "method"
+    assert m.read(nlp("u were the best")).crisis["category"] == "you"
+    assert m.read(nlp("papa no despertar")).crisis is None
+
+
 def test_warning_signs_are_marked_without_escalating(nlp):
     m = CrisisMatcher(nlp, {
         "categories": {"suicide": {"any": ["kill myself"]}},
