@@ -62,6 +62,12 @@ UNLESS = "!unless"
 NOW = "!now"
 
 
+# Chat shorthand read as the word it stands for, in messages and in patterns alike:
+# "cuantas pastillas pa no despertar", "q piso es suficiente", "x si mañana no estoy".
+SHORTHAND = {"pa": "para", "q": "que", "k": "que", "xq": "porque", "pq": "porque", "x": "por",
+             "toy": "estoy", "ta": "está", "u": "you", "ur": "your"}
+
+
 def _token_specs(alternative: Text, nlp: Language) -> List[Dict[Text, Any]]:
     """Matcher token specs for one alternative (it may span several spaCy tokens)."""
     specs: List[Dict[Text, Any]] = []
@@ -73,7 +79,7 @@ def _token_specs(alternative: Text, nlp: Language) -> List[Dict[Text, Any]]:
         elif word.startswith("="):
             specs.extend({"LOWER": token.lower_} for token in nlp.make_doc(word[1:]))
         else:
-            specs.extend({"LEMMA": token.lemma_} for token in nlp(word))
+            specs.extend({"LEMMA": SHORTHAND.get(token.lower_, token.lemma_)} for token in nlp(word))
     return specs
 
 
@@ -116,12 +122,6 @@ def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]
         [spec for specs in combination for spec in specs]
         for combination in itertools.product(*slots)
     ]
-
-
-# Chat shorthand read as the word it stands for, so that one pattern covers both:
-# "cuantas pastillas pa no despertar", "q piso es suficiente", "x si mañana no estoy".
-SHORTHAND = {"pa": "para", "q": "que", "k": "que", "xq": "porque", "pq": "porque", "x": "por",
-             "toy": "estoy", "ta": "está", "u": "you", "ur": "your"}
 
 
 def for_matching(doc: Doc) -> Doc:
