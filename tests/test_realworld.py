@@ -36,12 +36,15 @@ FLOORS = {
     "written_blind8": {"crisis_recall": 0.9, "false_alarm_rate": 0.16},
     "written_blind9": {"crisis_recall": 0.86, "false_alarm_rate": 0.16},
     "written_blind10": {"crisis_recall": 0.94, "false_alarm_rate": 0.22},
+    "written_blind11": {"crisis_recall": 0.9, "false_alarm_rate": 0.17},
+    "written_blind12": {"crisis_recall": 0.88, "false_alarm_rate": 0.22},
     # Topic and out-of-scope questions only: no crisis figure.
     "written_topic1": {"topic_accuracy": 0.72, "false_alarm_rate": 0.05, "out_of_scope_rate": 0.62},
     "written_topic2": {"topic_accuracy": 0.72, "false_alarm_rate": 0.08, "out_of_scope_rate": 0.47},
     "written_topic3": {"topic_accuracy": 0.74, "false_alarm_rate": 0.07, "out_of_scope_rate": 0.62},
     "written_topic4": {"topic_accuracy": 0.8, "false_alarm_rate": 0.05, "out_of_scope_rate": 0.72},
     "written_topic5": {"topic_accuracy": 0.84, "false_alarm_rate": 0.06, "out_of_scope_rate": 0.76},
+    "written_topic6": {"topic_accuracy": 0.82, "false_alarm_rate": 0.08, "out_of_scope_rate": 0.6},
 }
 
 

@@ -34,15 +34,16 @@ def load_cases(path: Path) -> List[Dict[Text, Any]]:
 
 def development_sets() -> Dict[Text, Path]:
     """The sets scored by `make test`: the shared one (when present) and our own.
-    The blind sets (`own_blind` to `own_blind5`; `written_blind1` to `written_blind10`,
-    crisis and non-crisis messages, and `written_topic1` to `written_topic5`, topic and
+    The blind sets (`own_blind` to `own_blind5`; `written_blind1` to `written_blind12`,
+    crisis and non-crisis messages, and `written_topic1` to `written_topic6`, topic and
     out-of-scope questions, written by people who had seen neither the patterns nor the
     data) were kept unread until their first scores were taken; since then they guide
     changes like `own_dev`."""
     names = ("own_dev", "own_blind", "own_blind2", "own_blind3", "own_blind4", "own_blind5",
              "written_blind1", "written_blind2", "written_blind3", "written_blind4", "written_blind5",
              "written_blind6", "written_blind7", "written_blind8", "written_blind9", "written_blind10",
-             "written_topic1", "written_topic2", "written_topic3", "written_topic4", "written_topic5")
+             "written_blind11", "written_blind12", "written_topic1", "written_topic2", "written_topic3",
+             "written_topic4", "written_topic5", "written_topic6")
     sets = {"shared_dev": SHARED_DEV, **{name: OWN / f"{name}.jsonl" for name in names}}
     return {name: path for name, path in sets.items() if path.exists()}
 
