@@ -132,6 +132,8 @@ def for_matching(doc: Doc) -> Doc:
     stop) would otherwise escape "be my way out !of|from". The copy keeps each word's
     lemma, which the patterns read, without running the pipeline again."""
     end = [] if len(doc) and doc[-1].is_punct else ["."]
+    if not end and not any(token.lower_ in SHORTHAND for token in doc):
+        return doc
     return Doc(
         doc.vocab,
         words=[token.text for token in doc] + end,
