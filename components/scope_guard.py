@@ -195,7 +195,7 @@ class ScopeGuard(GraphComponent):
             # the nearest examples may answer when they agree.
             "intents": ["faq", "ask_medication", "nlu_fallback"],
             # Below this cosine similarity to every in-scope example: out of scope.
-            "min_similarity": 0.47,
+            "min_similarity": 0.49,
             # The in-scope examples most like the message vote on its answer (weighted
             # by similarity); a share of at least `nearest_share` for another answer
             # than the classifiers' wins (see README, "Model choices").

@@ -70,7 +70,7 @@ def test_a_message_unlike_every_faq_example_becomes_out_of_scope(guard):
 
 def test_an_out_of_scope_example_clearly_closer_wins(guard):
     [msg] = guard.process([message([0.6, 0, 0.8], "ask_medication")])
-    assert msg.get("scope")["in_scope"] > 0.47
+    assert msg.get("scope")["in_scope"] > guard.config["min_similarity"]
     assert msg.get("intent")["name"] == "out_of_scope"
 
 
