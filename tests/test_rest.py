@@ -102,3 +102,8 @@ def test_the_root_says_it_is_up_without_naming_the_version(servers):
     answer = requests.get(servers.url + "/", timeout=30)
     assert answer.status_code == 200 and answer.json() == {"status": "ok"}
     assert rasa.__version__ not in answer.text and "Rasa" not in answer.text
+
+
+def test_a_spanish_message_not_understood_gets_spanish_over_rest(servers, responses):
+    answer = replies(servers, new_sender(), "que significa la palabra recaida en ingles?")
+    assert texts_of(answer) == [variation(responses, "utter_fallback", language="es")]
