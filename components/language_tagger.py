@@ -1,11 +1,13 @@
-"""Tags each message as Spanish (`es`) or not (`en`), for the `language` slot.
+"""Tags a message written in Spanish, for the `language` slot.
 
 The answers are in English, and the crisis reply already comes in Spanish and English.
 A Spanish question the assistant cannot answer ("que es la buprenorfina?", "mi novio
 lleva dos dias sin usar") used to get "Sorry, I didn't quite understand that": the
 out-of-scope and not-understood replies now say, in Spanish, that answers are in English
-only and where to get help in Spanish. Every message is tagged, so that the slot follows
-the language of the latest message.
+only and where to get help in Spanish, followed by the same in English. Only Spanish
+messages are tagged (an entity on every message would be a slot event on every turn and
+an annotation in every exported story), so the slot stays `es` until the session ends;
+the replies it chooses carry the English too.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 LANGUAGE_ENTITY = "language"
-SPANISH, OTHER = "es", "en"
+SPANISH = "es"
 
 # Common Spanish words that English messages hardly ever use.
 SPANISH_WORDS = {
@@ -53,7 +55,7 @@ def is_spanish(text: Text) -> bool:
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
 class LanguageTagger(GraphComponent):
-    """Adds a `language` entity (`es` or `en`) to every message."""
+    """Adds a `language` entity (`es`) to a message in Spanish."""
 
     @classmethod
     def create(
@@ -68,8 +70,10 @@ class LanguageTagger(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
+            if not is_spanish(text):
+                continue
             entity = {
-                "entity": LANGUAGE_ENTITY, "value": SPANISH if is_spanish(text) else OTHER,
+                "entity": LANGUAGE_ENTITY, "value": SPANISH,
                 "start": 0, "end": len(text), "confidence": 1.0, "extractor": type(self).__name__,
             }
             message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)

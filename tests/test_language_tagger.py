@@ -1,4 +1,4 @@
-"""A message in Spanish gets what the assistant cannot answer said in Spanish."""
+"""A message in Spanish gets what the assistant cannot answer said in Spanish (and English)."""
 import pytest
 
 from components.language_tagger import is_spanish
@@ -33,15 +33,21 @@ def languages(parsed):
     return [entity["value"] for entity in parsed["entities"] if entity["entity"] == "language"]
 
 
-def test_every_parsed_message_carries_its_language(bot):
+def test_only_a_spanish_message_is_tagged(bot):
     assert languages(bot.parse("que es la naloxona y como se usa")) == ["es"]
-    assert languages(bot.parse("what is naloxone")) == ["en"]
+    assert languages(bot.parse("what is naloxone")) == []
 
 
-def test_the_reply_follows_the_language_of_the_latest_message(bot, responses):
+def test_after_a_spanish_message_the_replies_keep_the_spanish_and_the_english(bot, responses):
     spanish, english = bot.chat("mi perro tiene pulgas, que le puedo dar?", "my dog has fleas, what can i give him")
     assert [r["text"] for r in spanish] == [variation(responses, "utter_fallback", language="es")]
-    assert [r["text"] for r in english] == [variation(responses, "utter_out_of_scope")]
+    assert [r["text"] for r in english] == [variation(responses, "utter_out_of_scope", language="es")]
+    assert "In English: that's outside what I can answer" in english[0]["text"]
+
+
+def test_an_english_conversation_gets_english(bot, responses):
+    [reply] = bot.chat("my dog has fleas, what can i give him")
+    assert [r["text"] for r in reply] == [variation(responses, "utter_out_of_scope")]
 
 
 def test_a_spanish_question_outside_the_answers_says_so_in_spanish(bot, responses):
