@@ -27,6 +27,7 @@ from rasa.nlu.utils.spacy_utils import SpacyModel, SpacyNLP
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from components.language_tagger import is_spanish
 from components.scope_guard import has_unknown_words_only
 
 PATTERNS_FILE = Path(__file__).with_name("crisis_patterns.yml")
@@ -47,7 +48,8 @@ IDIOM = "idiom"
 OVERDOSE_PATH = "overdose"
 OTHER_REFLEXIVE = {"himself", "herself", "themselves", "themself"}
 OTHER_PERSON = OTHER_REFLEXIVE | {"he", "she", "hes", "shes", "he's", "she's"}
-# Words that mark a message as Spanish; it then gets the reply in Spanish and English.
+# Crisis words that mark even a short message as Spanish ("quiero morir"); a longer one is
+# Spanish by the language tagger's count. It then gets the reply in Spanish and English.
 SPANISH = {"quiero", "morir", "morirme", "matarme", "suicidarme", "respira", "sobredosis", "tengo",
            "ganas", "vida", "amigo", "amiga", "hijo", "hija", "despierta", "responde", "estoy",
            "hacerme", "daño", "ahorcarme", "cortarme", "quitarme", "esta", "está", "respirando",
@@ -305,7 +307,7 @@ class CrisisDetector(GraphComponent):
         first aid first), `other` when the words are about someone else at risk, else
         `self`: a first-person crisis always asks about the writer."""
         words = set(text.lower().replace(",", " ").replace(".", " ").split())
-        if words & SPANISH:
+        if words & SPANISH or is_spanish(text):
             return "es"
         if reason["category"] in self.overdose_categories:
             return OVERDOSE_PATH

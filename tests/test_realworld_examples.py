@@ -40,7 +40,9 @@ OVERDOSE = [
     "took 2 bars and a few beers and now i feel like im sinking",
     "my roommate swallowed a bunch of pills and then passed out",
 ]
-SPANISH = ["mi amigo no respira", "quiero morir"]
+SPANISH = ["mi amigo no respira", "quiero morir",
+           # No crisis word of its own list: Spanish by the language tagger's count.
+           "mi hermano se metio algo en el baño, tiene los labios grises y no me contesta"]
 
 
 @pytest.mark.parametrize("text", AT_RISK)
