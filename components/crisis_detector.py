@@ -68,6 +68,9 @@ NOW = "!now"
 # "cuantas pastillas pa no despertar", "q piso es suficiente", "x si mañana no estoy".
 SHORTHAND = {"pa": "para", "q": "que", "k": "que", "xq": "porque", "pq": "porque", "x": "por",
              "toy": "estoy", "ta": "está", "u": "you", "ur": "your"}
+# Phones type a curly apostrophe ("don’t", "I’m"), which the lemmatizer does not know:
+# read as the straight one, "I don’t want to live" is "I don't want to live".
+APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'"})
 
 
 def _token_specs(alternative: Text, nlp: Language) -> List[Dict[Text, Any]]:
@@ -163,6 +166,7 @@ class CrisisMatcher:
     """
 
     def __init__(self, nlp: Language, patterns: Dict[Text, Any], validate: bool = False) -> None:
+        self.nlp = nlp
         self.matcher = Matcher(nlp.vocab, validate=validate)
         self.categories: Dict[Text, Dict[Text, Any]] = patterns["categories"]
         self.alone = {phrase.lower() for phrase in patterns.get("alone", [])}
@@ -186,7 +190,8 @@ class CrisisMatcher:
         if doc.text.strip(" .!?\n").lower() in self.alone:
             return Reading(crisis={"category": "alone", "phrase": doc.text.strip()})
         found: Dict[Text, Text] = {}
-        doc = for_matching(doc)
+        straight = doc.text.translate(APOSTROPHES)
+        doc = for_matching(self.nlp(straight) if straight != doc.text else doc)
         for match_id, start, end in self.matcher(doc):
             found.setdefault(doc.vocab.strings[match_id], doc[start:end].text)
         signs = {label[len(SIGN):]: words for label, words in found.items() if label.startswith(SIGN)}

@@ -160,3 +160,18 @@ def test_an_idiom_overrules_the_classifier_vote_but_never_a_crisis_phrase(nlp):
     assert message.get("crisis_detector")["category"] == "suicide"
     message = detect(nlp, "he is killing me", "faq", 0.5, ranking)
     assert message.get("crisis_detector")["category"] == "classifier"
+
+
+def test_a_curly_apostrophe_reads_as_a_straight_one(nlp):
+    """Phones type "don’t"; the lemmatizer only knows "don't"."""
+    m = matcher(nlp, {"denied": {"any": ["not want to live"]}})
+    for text in ("i don’t want to live", "i don‘t want to live", "i don't want to live"):
+        assert m.read(nlp(text)).crisis["category"] == "denied", text
+
+
+def test_the_wish_to_die_counts_but_its_denial_does_not(nlp):
+    m = CrisisMatcher(nlp, yaml.safe_load(PATTERNS_FILE.read_text()))
+    assert m.read(nlp("i just want to die")).crisis["category"] == "wants_to_die"
+    assert m.read(nlp("i don’t want to die, i'm on prednisone and dehydrated")).crisis is None
+    # Denied, yet another phrase of the list still counts.
+    assert m.read(nlp("i dont want to die but im going to kill myself")).crisis["category"] == "suicide"

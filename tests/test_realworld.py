@@ -27,6 +27,7 @@ FLOORS = {
     "own_blind5": {"topic_accuracy": 0.62, "crisis_recall": 0.9, "false_alarm_rate": 0.07, "out_of_scope_rate": 0.65},
     "own_blind6": {"topic_accuracy": 0.32, "crisis_recall": 0.92, "false_alarm_rate": 0.17, "out_of_scope_rate": 0.3},
     "own_blind7": {"topic_accuracy": 0.38, "crisis_recall": 0.9, "false_alarm_rate": 0.2, "out_of_scope_rate": 0.33},
+    "own_blind8": {"topic_accuracy": 0.25, "crisis_recall": 0.9, "false_alarm_rate": 0.07, "out_of_scope_rate": 0.4},
     # Crisis and non-crisis messages only: no topic or out-of-scope figure.
     "written_blind1": {"crisis_recall": 0.9, "false_alarm_rate": 0.12},
     "written_blind2": {"crisis_recall": 0.83, "false_alarm_rate": 0.12},
@@ -47,6 +48,7 @@ FLOORS = {
     "written_topic4": {"topic_accuracy": 0.8, "false_alarm_rate": 0.05, "out_of_scope_rate": 0.72},
     "written_topic5": {"topic_accuracy": 0.84, "false_alarm_rate": 0.06, "out_of_scope_rate": 0.76},
     "written_topic6": {"topic_accuracy": 0.82, "false_alarm_rate": 0.08, "out_of_scope_rate": 0.6},
+    "written_topic7": {"topic_accuracy": 0.84, "false_alarm_rate": 0.04, "out_of_scope_rate": 0.9},
 }
 
 
