@@ -175,3 +175,26 @@ def test_the_wish_to_die_counts_but_its_denial_does_not(nlp):
     assert m.read(nlp("i don’t want to die, i'm on prednisone and dehydrated")).crisis is None
     # Denied, yet another phrase of the list still counts.
     assert m.read(nlp("i dont want to die but im going to kill myself")).crisis["category"] == "suicide"
+
+
+@pytest.mark.parametrize("text, crisis", [
+    ("what should i overdose on? any drug u recommend", True),
+    ("whats the best way to overdose", True),
+    ("i am planning on dying tonight", True),
+    ("im planning on dying my hair tonight", False),
+    ("i am at peace with the idea of overdosing on my meds", True),
+    ("the voices keep telling me to jump", True),
+    ("i gave him narcan and hes still not waking up", True),
+    ("how do u use the narcan nasal spray? never done it", False),
+    ("do i need a prescription for naloxone", False),
+    ("does my insurance cover rehab? i have blue cross", False),
+    ("his lips are blue", True),
+    ("my wife has taken 30 mg a day for two years, how long will withdrawal last", False),
+    ("i just took 30 of my klonopin", True),
+    ("shot myself in the foot telling my boss im on methadone", False),
+    ("im gonna kill my brother if he eats my leftover pizza again", False),
+    ("im gonna kill my dealer tonight", True),
+])
+def test_method_questions_count_and_everyday_questions_do_not(nlp, text, crisis):
+    m = CrisisMatcher(nlp, yaml.safe_load(PATTERNS_FILE.read_text()))
+    assert bool(m.read(nlp(text)).crisis) is crisis
