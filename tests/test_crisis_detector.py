@@ -184,6 +184,7 @@ def test_the_wish_to_die_counts_but_its_denial_does_not(nlp):
     ("im planning on dying my hair tonight", False),
     ("i am at peace with the idea of overdosing on my meds", True),
     ("the voices keep telling me to jump", True),
+    ("if this doesnt work ill find a gun, thats the surest way", True),
     ("i gave him narcan and hes still not waking up", True),
     ("how do u use the narcan nasal spray? never done it", False),
     ("do i need a prescription for naloxone", False),
