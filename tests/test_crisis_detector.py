@@ -169,8 +169,14 @@ def test_a_curly_apostrophe_reads_as_a_straight_one(nlp):
         assert m.read(nlp(text)).crisis["category"] == "denied", text
 
 
-def test_the_wish_to_die_counts_but_its_denial_does_not(nlp):
-    m = CrisisMatcher(nlp, yaml.safe_load(PATTERNS_FILE.read_text()))
+@pytest.fixture(scope="module")
+def full_list(nlp):
+    """The crisis list as the assistant loads it."""
+    return CrisisMatcher(nlp, yaml.safe_load(PATTERNS_FILE.read_text()))
+
+
+def test_the_wish_to_die_counts_but_its_denial_does_not(nlp, full_list):
+    m = full_list
     assert m.read(nlp("i just want to die")).crisis["category"] == "wants_to_die"
     assert m.read(nlp("i don’t want to die, i'm on prednisone and dehydrated")).crisis is None
     # Denied, yet another phrase of the list still counts.
@@ -196,6 +202,5 @@ def test_the_wish_to_die_counts_but_its_denial_does_not(nlp):
     ("im gonna kill my brother if he eats my leftover pizza again", False),
     ("im gonna kill my dealer tonight", True),
 ])
-def test_method_questions_count_and_everyday_questions_do_not(nlp, text, crisis):
-    m = CrisisMatcher(nlp, yaml.safe_load(PATTERNS_FILE.read_text()))
-    assert bool(m.read(nlp(text)).crisis) is crisis
+def test_method_questions_count_and_everyday_questions_do_not(nlp, full_list, text, crisis):
+    assert bool(full_list.read(nlp(text)).crisis) is crisis
