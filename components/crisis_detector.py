@@ -129,13 +129,17 @@ def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]
     ]
 
 
-def for_matching(doc: Doc) -> Doc:
-    """The message as the patterns read it: chat shorthand as the word it stands for,
-    and a full stop after its last word if it has no closing mark.
+def for_matching(doc: Doc, nlp: Language) -> Doc:
+    """The message as the patterns read it: a curly apostrophe as a straight one (read
+    again by `nlp`), chat shorthand as the word it stands for, and a full stop after its
+    last word if it has no closing mark.
 
     A pattern's `!a|b` needs a word to compare: "this could be my way out" (no final
     stop) would otherwise escape "be my way out !of|from". The copy keeps each word's
     lemma, which the patterns read, without running the pipeline again."""
+    straight = doc.text.translate(APOSTROPHES)
+    if straight != doc.text:
+        doc = nlp(straight)
     end = [] if len(doc) and doc[-1].is_punct else ["."]
     if not end and not any(token.lower_ in SHORTHAND for token in doc):
         return doc
@@ -190,8 +194,7 @@ class CrisisMatcher:
         if doc.text.strip(" .!?\n").lower() in self.alone:
             return Reading(crisis={"category": "alone", "phrase": doc.text.strip()})
         found: Dict[Text, Text] = {}
-        straight = doc.text.translate(APOSTROPHES)
-        doc = for_matching(self.nlp(straight) if straight != doc.text else doc)
+        doc = for_matching(doc, self.nlp)
         for match_id, start, end in self.matcher(doc):
             found.setdefault(doc.vocab.strings[match_id], doc[start:end].text)
         signs = {label[len(SIGN):]: words for label, words in found.items() if label.startswith(SIGN)}
