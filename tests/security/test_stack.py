@@ -257,7 +257,9 @@ async def socketio_chat(url: Text, client_address: Text, tls: ssl.SSLContext) ->
     client.on("session_confirm", confirmed.put)
     client.on("bot_uttered", answers.put)
     # Long polling needs every request of a session on one replica: the sticky upstream.
-    await client.connect(url, transports=["polling"])
+    # The namespace handshake gets the same budget as the answers below (the client's
+    # default is one second, too short for sixteen sessions opening at once on a busy machine).
+    await client.connect(url, transports=["polling"], wait_timeout=60)
     try:
         await client.emit("session_request", {})
         session_id = await asyncio.wait_for(confirmed.get(), timeout=60)
