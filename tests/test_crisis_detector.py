@@ -201,6 +201,20 @@ def test_the_wish_to_die_counts_but_its_denial_does_not(nlp, full_list):
     ("shot myself in the foot telling my boss im on methadone", False),
     ("im gonna kill my brother if he eats my leftover pizza again", False),
     ("im gonna kill my dealer tonight", True),
+    ("took a handful of my pills hoping to overdose", True),
+    ("i dont want to overdose, whats a safe amount of subs", False),
+    ("could i die from a benadryl overdose", True),
+    ("i want to go to heaven early", True),
+    ("i have the pills, whatever happens as long as i die", True),
+    ("i'm hopeless, ready to give up", True),
+    ("im ready to give up opiates for good", False),
+    ("how do you cut a wrist", True),
+    ("i think i overdosed on insulin, should i go to the er", True),
+    ("i am not ready to die, it scares me", False),
+    ("why do people commit suicide", False),
+    ("i wanna kill myself, not literally, this homework is endless", False),
+    ("my gerbil is suicidal, he leaps off the sofa", False),
+    ("im sick as a dog and suicidal", True),
 ])
 def test_method_questions_count_and_everyday_questions_do_not(nlp, full_list, text, crisis):
     assert bool(full_list.read(nlp(text)).crisis) is crisis
