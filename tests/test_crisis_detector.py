@@ -215,6 +215,12 @@ def test_the_wish_to_die_counts_but_its_denial_does_not(nlp, full_list):
     ("i wanna kill myself, not literally, this homework is endless", False),
     ("my gerbil is suicidal, he leaps off the sofa", False),
     ("im sick as a dog and suicidal", True),
+    ("what happens if you swallow the whole bottle of seroquel at once", True),
+    ("im gonna take all my pills tonight and sleep for good", True),
+    ("would he just sleep or would it be permanent", True),
+    ("if i die tonight honestly thats a relief", True),
+    ("how high does the roof need to be to be sure", True),
+    ("i take my whole dose of methadone in the morning", False),
 ])
 def test_method_questions_count_and_everyday_questions_do_not(nlp, full_list, text, crisis):
     assert bool(full_list.read(nlp(text)).crisis) is crisis
