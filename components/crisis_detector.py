@@ -136,7 +136,8 @@ def for_matching(doc: Doc, nlp: Language) -> Doc:
 
     A pattern's `!a|b` needs a word to compare: "this could be my way out" (no final
     stop) would otherwise escape "be my way out !of|from". The copy keeps each word's
-    lemma, which the patterns read, without running the pipeline again."""
+    lemma, which the patterns read, without running the pipeline again; only a message
+    with a curly apostrophe is parsed a second time, since its lemmas change."""
     straight = doc.text.translate(APOSTROPHES)
     if straight != doc.text:
         doc = nlp(straight)
