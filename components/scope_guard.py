@@ -9,6 +9,10 @@ out-of-scope example is clearly closer. The thresholds were chosen on the real-w
 development sets (see README, "Model choices"); `scope` in the parse data shows
 reviewers the similarities behind each decision.
 
+A question how much of something to take ("what dose of klonopin should i take for
+wd") gets the dosing refusal (`ask_dosing`), whatever FAQ its words resemble: an FAQ
+answer next to a dosing question can read as a go-ahead.
+
 A message none of whose words occurs in the training data ("asdkjh qwpoeiru",
 "blorf snarg") is not out of scope but not understood: it becomes `nlu_fallback`, so
 the assistant asks to rephrase, whatever the classifiers guessed from its sub-words.
@@ -74,6 +78,7 @@ FAQ = "faq"
 MEDICATION = "medication"
 MEDICATION_QUESTION = "ask_medication"
 FALLBACK = "nlu_fallback"
+DOSING_QUESTION = "ask_dosing"
 SCOPE_KEY = "scope"
 VECTORS_FILE = "vectors.npz"
 VOCABULARY_FILE = "vocabulary.json"
@@ -91,6 +96,22 @@ SELF_TREATMENT_PLAN = re.compile(
     r"\b(?:can|could|should|will|would) i (?:just )?(?:take|use|try|drink|smoke|pop)\b"
     r"|\b(?:gonna|going to|about to|planning to|plan to|i'?ll|i will) (?:just )?(?:take|use|try|drink|smoke|pop)\b"
     r"|\b(?:got|have|bought) (?:some|a few|a bottle|a bunch)\b"
+)
+
+
+# A question how much of something to take or give ("what dose of klonopin for sleep",
+# "how many mg of subs should i take on day 1", "how much methadone do they start you
+# at"): the dosing refusal, whichever FAQ its words resemble. Not a question how many days
+# or times, what a pill is ("how many mg is a blue 30"), or at what dose something happens,
+# nor a story of the writer's usual dose.
+DOSE_QUESTION = re.compile(
+    r"(?<!my )(?<!your )(?<!his )(?<!her )(?<!their )"
+    r"\b(?:right|safe|normal|correct|good|best|starting|lowest|highest|max|maximum|typical|proper|recommended)"
+    r" (?:dose|dosage|amount)\b"
+    r"|(?<!at )\bwhat (?:dose|dosage|amount)\b"
+    r"|\bhow (?:many|much)\b(?! (?:days?|hours?|weeks?|months?|years?|times?|minutes?|time|longer|money|people)\b)"
+    r"(?: [\w'-]+){0,4}? (?:should|do|does|can|could|would|must) (?:i|he|she|we|you|they|my \w+)"
+    r"(?: [\w'-]+){0,2}? (?:take|give|use|start)\b"
 )
 
 
@@ -319,6 +340,8 @@ class ScopeGuard(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
+            if self._refuse_dose_question(message):
+                continue
             other = self.substances.only_other(message.get(TEXT) or "")
             if self._answer_self_treatment(message, other):
                 continue
@@ -335,6 +358,18 @@ class ScopeGuard(GraphComponent):
                 not_about = self._check_subject(message, other)
                 self._check_scope(message, vector, in_scope, other, not_about=not_about, nearest=nearest)
         return messages
+
+    def _refuse_dose_question(self, message: Message) -> bool:
+        """A question how much to take gets the dosing refusal (`ask_dosing`), where the
+        classifiers chose an FAQ topic, a medicine or nothing sure."""
+        if (
+            (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in self.intents
+            or not DOSE_QUESTION.search((message.get(TEXT) or "").lower())
+        ):
+            return False
+        self._replace_intent(message, DOSING_QUESTION, confidence=message.get(INTENT)["confidence"])
+        message.set(SCOPE_KEY, {"out": False, "dose_question": True}, add_to_output=True)
+        return True
 
     def _answer_self_treatment(self, message: Message, other: Optional[Text]) -> bool:
         """Gives a message about treating withdrawal with another substance (an uncovered

@@ -187,6 +187,43 @@ def test_a_question_about_a_substance_the_answers_do_not_cover_stays_out_of_scop
     assert msg.get("intent")["name"] == "out_of_scope"
 
 
+@pytest.mark.parametrize("intent", ["faq", "ask_medication", "nlu_fallback"])
+@pytest.mark.parametrize("text", [
+    "what dose of klonopin should i take to sleep during wd",
+    "how many mg of subs should i take on day 1? got 8mg strips",
+    "how much methadone do they start you at",
+    "how many percs do i need to take to not be sick",
+    "clonazepam .25mg lowest dosage?",
+    "whats a good dose of gabapentin for sleep",
+])
+def test_a_question_how_much_to_take_gets_the_dosing_refusal(guard, intent, text):
+    msg = answered(text, "faq/klonopin_for_withdrawal")
+    msg.set("intent", {"name": intent, "confidence": 0.9})
+    guard.process([msg])
+    assert msg.get("intent")["name"] == "ask_dosing"
+    assert msg.get("scope") == {"out": False, "dose_question": True}
+
+
+@pytest.mark.parametrize("text", [
+    "how long will 6 mgs of suboxone block opiates",
+    "how many mg is a blue 30 supposed to be",
+    "how many days should i take off work for detox",
+    "at what dosage would i get dependent on kpin",
+    "i took my normal dose of subs and still feel sick",
+])
+def test_other_questions_that_name_a_dose_are_not_dosing_questions(guard, text):
+    [msg] = guard.process([answered(text, "faq/withdrawal_symptoms")])
+    assert msg.get("intent")["name"] == "faq"
+    assert "dose_question" not in msg.get("scope")
+
+
+def test_a_question_the_classifiers_called_out_of_scope_keeps_that_answer(guard):
+    msg = answered("how many ibuprofen can i take for back pain", "faq/withdrawal_symptoms")
+    msg.set("intent", {"name": "out_of_scope", "confidence": 0.9})
+    guard.process([msg])
+    assert msg.get("intent")["name"] == "out_of_scope"
+
+
 @pytest.mark.parametrize("text, intent, topic", [
     ("does naltrexone keep me from overdosing if i relapse", "ask_medication", None),
     ("is tramadol any good for getting through heroin withdrawal", "faq", "faq/self_medicating"),
@@ -260,9 +297,13 @@ def test_a_medication_answer_needs_a_medicine_named(topics_guard):
 
 
 @pytest.mark.parametrize("text", ["Can a dog die from kennel cough?", "how do i fix my car's brakes",
-                                  "does gabapentin help with the withdrawal or not"])
+                                  "does gabapentin help with the withdrawal or not", "is pramipexole addictive?"])
 def test_the_trained_model_sends_other_health_and_life_questions_out_of_scope(bot, text):
     assert bot.parse(text)["intent"]["name"] == "out_of_scope"
+
+
+def test_the_trained_model_refuses_a_dosing_question_whatever_topic_it_resembles(bot):
+    assert bot.parse("what dose of klonopin should i take for wd")["intent"]["name"] == "ask_dosing"
 
 
 @pytest.mark.parametrize("text", ["asdkjh qwpoeiru zmxncb", "blorf snarg wibble"])
