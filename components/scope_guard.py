@@ -13,6 +13,10 @@ A question how much of something to take ("what dose of klonopin should i take f
 wd") gets the dosing refusal (`ask_dosing`), whatever FAQ its words resemble: an FAQ
 answer next to a dosing question can read as a go-ahead.
 
+A question about a benzodiazepine together with an opioid ("can you take clonazepam
+with suboxone", "kpins while on subs") gets the answer on mixing them, the deadliest
+combination the answers cover, rather than the answer about one of the two.
+
 A message none of whose words occurs in the training data ("asdkjh qwpoeiru",
 "blorf snarg") is not out of scope but not understood: it becomes `nlu_fallback`, so
 the assistant asks to rephrase, whatever the classifiers guessed from its sub-words.
@@ -85,6 +89,13 @@ VOCABULARY_FILE = "vocabulary.json"
 LABELS_FILE = "labels.json"
 SUBSTANCES_FILE = Path(__file__).with_name("scope_substances.yml")
 OPIOIDS = "opioids"
+BENZODIAZEPINES = "benzodiazepines"
+DETOX_MEDICINES = "detox_medicines"
+MIX_TOPIC = "faq/klonopin_opioid_mix"
+PRESCRIBED_TOPIC = "faq/prescribed_medicine"
+# Words that ask about taking two drugs together, and those that join two drug names.
+MIXING_WORDS = re.compile(r"\b(?:mix(?:ing|ed|es)?|combin(?:e|ed|es|ing|ation)|combo|together|synergy)\b")
+JOINING_WORDS = r"(?:\b(?:with|and|plus|while on|on top of)\b|\+)"
 
 
 # Opiate withdrawal, and the writer's plan to treat it with something: "can i take X for
@@ -179,6 +190,21 @@ class Substances:
             return None
         opioid = self.opioid_for_withdrawal.search(text)
         return opioid.group(1) if opioid else None
+
+    def mixes(self, text: Text) -> bool:
+        """The text asks about a benzodiazepine together with an opioid or a detox medicine
+        ("can you take clonazepam with suboxone", "kpins while on subs", "bars and subs
+        together ok?"), not about one of them for withdrawal ("does klonopin help with
+        opiate withdrawal")."""
+        text = text.lower()
+        benzo = self.groups[BENZODIAZEPINES].pattern
+        opioid = f"(?:{self.groups[OPIOIDS].pattern}|{self.groups[DETOX_MEDICINES].pattern})"
+        if not re.search(benzo, text) or not re.search(opioid, text):
+            return False
+        if MIXING_WORDS.search(text):
+            return True
+        near = rf"(?:\W+[\w']+){{0,3}}?\W*(?<!help )(?<!helps ){JOINING_WORDS}\W*(?:[\w']+\W+){{0,3}}?"
+        return bool(re.search(f"{benzo}{near}{opioid}|{opioid}{near}{benzo}", text))
 
     def names_any(self, text: Text) -> bool:
         text = text.lower()
@@ -340,7 +366,7 @@ class ScopeGuard(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            if self._refuse_dose_question(message):
+            if self._refuse_dose_question(message) or self._answer_mixing(message):
                 continue
             other = self.substances.only_other(message.get(TEXT) or "")
             if self._answer_self_treatment(message, other):
@@ -369,6 +395,26 @@ class ScopeGuard(GraphComponent):
             return False
         self._replace_intent(message, DOSING_QUESTION, confidence=message.get(INTENT)["confidence"])
         message.set(SCOPE_KEY, {"out": False, "dose_question": True}, add_to_output=True)
+        return True
+
+    def _answer_mixing(self, message: Message) -> bool:
+        """A question about a benzodiazepine together with an opioid gets the answer on
+        mixing them, the deadliest combination the answers cover, whatever the
+        classifiers chose ("can you take clonazepam with suboxone" is not a question
+        about buprenorphine alone). The answer on prescribed medicines stays: it covers
+        both, and that they are not to be stopped on one's own."""
+        if (
+            (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in self.intents | {OUT_OF_SCOPE}
+            or not (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ)
+            or (message.get(INTENT)[INTENT_NAME_KEY] == FAQ and faq_topic(message) == PRESCRIBED_TOPIC)
+            or not self.substances.mixes(message.get(TEXT) or "")
+        ):
+            return False
+        if message.get(INTENT)[INTENT_NAME_KEY] != FAQ:
+            self._replace_intent(message, FAQ, confidence=message.get(INTENT)["confidence"])
+        if faq_topic(message) != MIX_TOPIC:
+            self._replace_topic(message, MIX_TOPIC)
+        message.set(SCOPE_KEY, {"out": False, "mixing": True}, add_to_output=True)
         return True
 
     def _answer_self_treatment(self, message: Message, other: Optional[Text]) -> bool:

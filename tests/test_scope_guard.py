@@ -224,6 +224,35 @@ def test_a_question_the_classifiers_called_out_of_scope_keeps_that_answer(guard)
     assert msg.get("intent")["name"] == "out_of_scope"
 
 
+@pytest.mark.parametrize("intent", ["faq", "ask_medication", "out_of_scope", "nlu_fallback"])
+@pytest.mark.parametrize("text", [
+    "can you take clonazepam with suboxone",
+    "kpins while on subs",
+    "bars and subs together ok?",
+    "Heroin+klonopin. Will I die?",
+    "my bf does bars with his dope pretty much every day",
+    "is it dangerous to take klonopin while on methadone",
+])
+def test_a_benzo_together_with_an_opioid_gets_the_answer_on_mixing_them(guard, intent, text):
+    msg = answered(text, "faq/klonopin_addiction")
+    msg.set("intent", {"name": intent, "confidence": 0.9})
+    guard.process([msg])
+    assert msg.get("intent")["name"] == "faq"
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/klonopin_opioid_mix"
+    assert msg.get("scope") == {"out": False, "mixing": True}
+
+
+@pytest.mark.parametrize("text, topic", [
+    ("does klonopin help with opiate withdrawal", "faq/klonopin_for_withdrawal"),
+    ("is klonopin addictive like oxy", "faq/klonopin_addiction"),
+    ("dad is prescribed methadone and klonopin, should he stop them before detox", "faq/prescribed_medicine"),
+])
+def test_a_question_naming_a_benzo_and_an_opioid_but_not_their_mixing_keeps_its_answer(guard, text, topic):
+    [msg] = guard.process([answered(text, topic)])
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == topic
+    assert "mixing" not in msg.get("scope")
+
+
 @pytest.mark.parametrize("text, intent, topic", [
     ("does naltrexone keep me from overdosing if i relapse", "ask_medication", None),
     ("is tramadol any good for getting through heroin withdrawal", "faq", "faq/self_medicating"),
@@ -300,6 +329,11 @@ def test_a_medication_answer_needs_a_medicine_named(topics_guard):
                                   "does gabapentin help with the withdrawal or not", "is pramipexole addictive?"])
 def test_the_trained_model_sends_other_health_and_life_questions_out_of_scope(bot, text):
     assert bot.parse(text)["intent"]["name"] == "out_of_scope"
+
+
+def test_the_trained_model_answers_a_benzo_with_an_opioid_with_the_mixing_answer(bot):
+    parsed = bot.parse("can you take clonazepam with suboxone")
+    assert parsed["response_selector"]["faq"]["response"]["intent_response_key"] == "faq/klonopin_opioid_mix"
 
 
 def test_the_trained_model_refuses_a_dosing_question_whatever_topic_it_resembles(bot):
