@@ -17,6 +17,10 @@ A question about a benzodiazepine together with an opioid ("can you take clonaze
 with suboxone", "kpins while on subs") gets the answer on mixing them, the deadliest
 combination the answers cover, rather than the answer about one of the two.
 
+A question about drug tests or how long a drug stays in the body ("how long does
+oxycontin stay in the urine", "will subs show up on a drug test") is out of scope: no
+answer covers it.
+
 A message none of whose words occurs in the training data ("asdkjh qwpoeiru",
 "blorf snarg") is not out of scope but not understood: it becomes `nlu_fallback`, so
 the assistant asks to rephrase, whatever the classifiers guessed from its sub-words.
@@ -123,6 +127,15 @@ DOSE_QUESTION = re.compile(
     r"|\bhow (?:many|much)\b(?! (?:days?|hours?|weeks?|months?|years?|times?|minutes?|time|longer|money|people)\b)"
     r"(?: [\w'-]+){0,4}? (?:should|do|does|can|could|would|must) (?:i|he|she|we|you|they|my \w+)"
     r"(?: [\w'-]+){0,2}? (?:take|give|use|start)\b"
+)
+
+
+# A question whether or how long a drug shows in a test ("how long does oxycontin stay in
+# the urine", "will subs show up on a drug test"): none of the answers covers it.
+DRUG_TEST_QUESTION = re.compile(
+    r"\b(?:stay|stays|remain|remains|show up|shows up|showing up|detectable|detected)\b[^.?!]{0,15}"
+    r"\bin (?:(?:your|my|the|his|her|their|a) )?(?:system|body|urine|blood|hair|breast ?milk|pee|piss)\b"
+    r"|\bdrug (?:test|tests|testing|screen)\b|\b(?:piss|urine|pee|spit|hair) (?:test|tests|screen)\b|\buds\b"
 )
 
 
@@ -366,7 +379,11 @@ class ScopeGuard(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            if self._refuse_dose_question(message) or self._answer_mixing(message):
+            if (
+                self._refuse_dose_question(message)
+                or self._answer_mixing(message)
+                or self._decline_drug_test_question(message)
+            ):
                 continue
             other = self.substances.only_other(message.get(TEXT) or "")
             if self._answer_self_treatment(message, other):
@@ -395,6 +412,19 @@ class ScopeGuard(GraphComponent):
             return False
         self._replace_intent(message, DOSING_QUESTION, confidence=message.get(INTENT)["confidence"])
         message.set(SCOPE_KEY, {"out": False, "dose_question": True}, add_to_output=True)
+        return True
+
+    def _decline_drug_test_question(self, message: Message) -> bool:
+        """A question about drug tests or how long a drug stays in the body is out of
+        scope, however close its words sit to the withdrawal answers. (A medicine question
+        keeps its answer: "what is methadone? ... how long does it stay in the body?")"""
+        if (
+            (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in {FAQ, FALLBACK}
+            or not DRUG_TEST_QUESTION.search((message.get(TEXT) or "").lower())
+        ):
+            return False
+        self._replace_intent(message, OUT_OF_SCOPE, confidence=1.0)
+        message.set(SCOPE_KEY, {"out": True, "drug_test": True}, add_to_output=True)
         return True
 
     def _answer_mixing(self, message: Message) -> bool:

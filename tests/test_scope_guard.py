@@ -224,6 +224,25 @@ def test_a_question_the_classifiers_called_out_of_scope_keeps_that_answer(guard)
     assert msg.get("intent")["name"] == "out_of_scope"
 
 
+@pytest.mark.parametrize("text", [
+    "how long does oxycontin stay in the urine",
+    "how long does vicodin stay in breast milk",
+    "will subs show up on a drug test for my new job",
+    "i have a piss test monday, will the methadone show",
+])
+def test_a_drug_test_question_is_out_of_scope(guard, text):
+    [msg] = guard.process([answered(text, "faq/withdrawal_symptoms")])
+    assert msg.get("intent")["name"] == "out_of_scope"
+    assert msg.get("scope") == {"out": True, "drug_test": True}
+
+
+@pytest.mark.parametrize("text", ["how long does naltrexone last in your system",
+                                  "how long do withdrawal symptoms stay with you"])
+def test_how_long_a_medicine_works_or_withdrawal_lasts_is_not_a_drug_test_question(guard, text):
+    [msg] = guard.process([answered(text, "faq/withdrawal_onset")])
+    assert "drug_test" not in msg.get("scope")
+
+
 @pytest.mark.parametrize("intent", ["faq", "ask_medication", "out_of_scope", "nlu_fallback"])
 @pytest.mark.parametrize("text", [
     "can you take clonazepam with suboxone",
