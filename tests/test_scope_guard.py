@@ -118,9 +118,10 @@ def test_an_answer_about_any_substance_stays_whatever_substance_is_named(guard):
     assert msg.get("intent")["name"] == "faq" and msg.get("scope")["out"] is False
 
 
-def answered(text, topic, entities=()):
-    """A message the ResponseSelector answered with `topic`."""
-    msg = message([0.95, 0.05, 0.1], "faq", text=text)
+def answered(text, topic, entities=(), intent="faq"):
+    """A message the ResponseSelector answered with `topic` (the intent classifier chose
+    `intent`)."""
+    msg = message([0.95, 0.05, 0.1], intent, text=text)
     msg.set("entities", [{"entity": "medication", "value": value} for value in entities])
     msg.set("response_selector", {"faq": {"response": {
         "intent_response_key": topic, "utter_action": f"utter_{topic}", "responses": [{"text": "..."}]}}})
@@ -138,9 +139,7 @@ def answered(text, topic, entities=()):
 def test_treating_withdrawal_with_another_substance_gets_the_self_medicating_answer(
     guard, intent, text, substance
 ):
-    msg = answered(text, "faq/withdrawal_symptoms")
-    msg.set("intent", {"name": intent, "confidence": 0.9})
-    guard.process([msg])
+    [msg] = guard.process([answered(text, "faq/withdrawal_symptoms", intent=intent)])
     assert msg.get("intent")["name"] == "faq"
     assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/self_medicating"
     assert msg.get("scope") == {"out": False, "self_treatment": substance}
@@ -197,9 +196,7 @@ def test_a_question_about_a_substance_the_answers_do_not_cover_stays_out_of_scop
     "whats a good dose of gabapentin for sleep",
 ])
 def test_a_question_how_much_to_take_gets_the_dosing_refusal(guard, intent, text):
-    msg = answered(text, "faq/klonopin_for_withdrawal")
-    msg.set("intent", {"name": intent, "confidence": 0.9})
-    guard.process([msg])
+    [msg] = guard.process([answered(text, "faq/klonopin_for_withdrawal", intent=intent)])
     assert msg.get("intent")["name"] == "ask_dosing"
     assert msg.get("scope") == {"out": False, "dose_question": True}
 
@@ -253,9 +250,7 @@ def test_how_long_a_medicine_works_or_withdrawal_lasts_is_not_a_drug_test_questi
     "is it dangerous to take klonopin while on methadone",
 ])
 def test_a_benzo_together_with_an_opioid_gets_the_answer_on_mixing_them(guard, intent, text):
-    msg = answered(text, "faq/klonopin_addiction")
-    msg.set("intent", {"name": intent, "confidence": 0.9})
-    guard.process([msg])
+    [msg] = guard.process([answered(text, "faq/klonopin_addiction", intent=intent)])
     assert msg.get("intent")["name"] == "faq"
     assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/klonopin_opioid_mix"
     assert msg.get("scope") == {"out": False, "mixing": True}
