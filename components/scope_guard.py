@@ -170,6 +170,12 @@ class Substances:
         self.other = self._pattern(other)
         # An opioid taken for withdrawal: "hydrocodone for heroin withdrawal", "is codeine
         # any good for avoiding h wds" (not "on oxy for 5 years").
+        # A benzodiazepine and an opioid or a detox medicine joined in a few words ("clonazepam
+        # with suboxone", "kpins while on subs"), not "klonopin help with opiate withdrawal".
+        benzo = self.groups[BENZODIAZEPINES].pattern
+        opioid = f"(?:{self.groups[OPIOIDS].pattern}|{self.groups[DETOX_MEDICINES].pattern})"
+        near = rf"(?:\W+[\w']+){{0,3}}?\W*(?<!help )(?<!helps ){JOINING_WORDS}\W*(?:[\w']+\W+){{0,3}}?"
+        self.benzo_joined_to_opioid = re.compile(f"{benzo}{near}{opioid}|{opioid}{near}{benzo}")
         self.opioid_for_withdrawal = re.compile(
             rf"({self.groups[OPIOIDS].pattern})\s+(?:any good\s+)?(?:for|to)\s+"
             r"(?:(?!and\b|but\b|years?\b|months?\b|weeks?\b|days?\b)[a-z']+\s+){0,3}"
@@ -210,14 +216,11 @@ class Substances:
         together ok?"), not about one of them for withdrawal ("does klonopin help with
         opiate withdrawal")."""
         text = text.lower()
-        benzo = self.groups[BENZODIAZEPINES].pattern
-        opioid = f"(?:{self.groups[OPIOIDS].pattern}|{self.groups[DETOX_MEDICINES].pattern})"
-        if not re.search(benzo, text) or not re.search(opioid, text):
+        if not self.names_group(BENZODIAZEPINES, text):
             return False
         if MIXING_WORDS.search(text):
-            return True
-        near = rf"(?:\W+[\w']+){{0,3}}?\W*(?<!help )(?<!helps ){JOINING_WORDS}\W*(?:[\w']+\W+){{0,3}}?"
-        return bool(re.search(f"{benzo}{near}{opioid}|{opioid}{near}{benzo}", text))
+            return self.names_group(OPIOIDS, text) or self.names_group(DETOX_MEDICINES, text)
+        return bool(self.benzo_joined_to_opioid.search(text))
 
     def names_any(self, text: Text) -> bool:
         text = text.lower()
@@ -405,26 +408,25 @@ class ScopeGuard(GraphComponent):
     def _refuse_dose_question(self, message: Message) -> bool:
         """A question how much to take gets the dosing refusal (`ask_dosing`), where the
         classifiers chose an FAQ topic, a medicine or nothing sure."""
-        if (
-            (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in self.intents
-            or not DOSE_QUESTION.search((message.get(TEXT) or "").lower())
-        ):
-            return False
-        self._replace_intent(message, DOSING_QUESTION, confidence=message.get(INTENT)["confidence"])
-        message.set(SCOPE_KEY, {"out": False, "dose_question": True}, add_to_output=True)
-        return True
+        return self._intent_from_words(message, DOSE_QUESTION, self.intents, DOSING_QUESTION, "dose_question")
 
     def _decline_drug_test_question(self, message: Message) -> bool:
         """A question about drug tests or how long a drug stays in the body is out of
         scope, however close its words sit to the withdrawal answers. (A medicine question
         keeps its answer: "what is methadone? ... how long does it stay in the body?")"""
-        if (
-            (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in {FAQ, FALLBACK}
-            or not DRUG_TEST_QUESTION.search((message.get(TEXT) or "").lower())
-        ):
+        return self._intent_from_words(message, DRUG_TEST_QUESTION, {FAQ, FALLBACK}, OUT_OF_SCOPE, "drug_test")
+
+    def _intent_from_words(
+        self, message: Message, question: re.Pattern, replaced: set, intent: Text, reason: Text
+    ) -> bool:
+        """Gives a message that asks `question` the `intent` its words call for, where the
+        classifiers chose one of the `replaced` intents; `scope.<reason>` says why."""
+        predicted = message.get(INTENT) or {}
+        if predicted.get(INTENT_NAME_KEY) not in replaced or not question.search((message.get(TEXT) or "").lower()):
             return False
-        self._replace_intent(message, OUT_OF_SCOPE, confidence=1.0)
-        message.set(SCOPE_KEY, {"out": True, "drug_test": True}, add_to_output=True)
+        out = intent == OUT_OF_SCOPE
+        self._replace_intent(message, intent, confidence=1.0 if out else predicted["confidence"])
+        message.set(SCOPE_KEY, {"out": out, reason: True}, add_to_output=True)
         return True
 
     def _answer_mixing(self, message: Message) -> bool:
@@ -440,10 +442,7 @@ class ScopeGuard(GraphComponent):
             or not self.substances.mixes(message.get(TEXT) or "")
         ):
             return False
-        if message.get(INTENT)[INTENT_NAME_KEY] != FAQ:
-            self._replace_intent(message, FAQ, confidence=message.get(INTENT)["confidence"])
-        if faq_topic(message) != MIX_TOPIC:
-            self._replace_topic(message, MIX_TOPIC)
+        self._give_answer(message, MIX_TOPIC)
         message.set(SCOPE_KEY, {"out": False, "mixing": True}, add_to_output=True)
         return True
 
@@ -459,9 +458,7 @@ class ScopeGuard(GraphComponent):
             or not (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ)
         ):
             return False
-        if message.get(INTENT)[INTENT_NAME_KEY] != FAQ:
-            self._replace_intent(message, FAQ, confidence=message.get(INTENT)["confidence"])
-        self._replace_topic(message, self.config["any_substance_topics"][0])
+        self._give_answer(message, self.config["any_substance_topics"][0])
         message.set(SCOPE_KEY, {"out": False, "self_treatment": substance}, add_to_output=True)
         return True
 
@@ -484,9 +481,7 @@ class ScopeGuard(GraphComponent):
                 return nearest
             self._replace_intent(message, MEDICATION_QUESTION, confidence=intent["confidence"])
         else:
-            if intent[INTENT_NAME_KEY] != FAQ:
-                self._replace_intent(message, FAQ, confidence=intent["confidence"])
-            self._replace_topic(message, answer)
+            self._give_answer(message, answer)
         return {**nearest, "followed": True}
 
     def _check_subject(self, message: Message, other: Optional[Text]) -> Optional[Text]:
@@ -510,6 +505,12 @@ class ScopeGuard(GraphComponent):
         else:
             return None
         return rule["subject"]
+
+    def _give_answer(self, message: Message, topic: Text) -> None:
+        """The message gets the FAQ answer `topic`, whatever intent the classifiers chose."""
+        if message.get(INTENT)[INTENT_NAME_KEY] != FAQ:
+            self._replace_intent(message, FAQ, confidence=message.get(INTENT)["confidence"])
+        self._replace_topic(message, topic)
 
     @staticmethod
     def _replace_topic(message: Message, topic: Text) -> None:
