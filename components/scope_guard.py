@@ -41,6 +41,12 @@ none of that kind: "will naltrexone stop me from overdosing" is not about naloxo
 answer about the detox medicine it names, or the answer for any substance
 (`subject_topics`).
 
+The classifiers' own "out of scope" or unsure vote is overruled for a question that names
+a substance the answers cover, whose FAQ answer the ResponseSelector is sure of, and that
+sits clearly closer to the in-scope examples than to the out-of-scope ones ("how long it
+takes for withdrawals to go away on oxycodone", "subs vs done"): the FAQ answer then goes
+through every check above and below (`scope.overruled`).
+
 The same similarities also vote on the answer: the in-scope examples most like the
 message weigh in for their own answers, and an answer with most of the vote replaces
 the classifiers' choice (`scope.nearest`). The classifiers read a long or unusual
@@ -266,6 +272,12 @@ class ScopeGuard(GraphComponent):
             "nearest_share": 0.6,
             # An out-of-scope example this much closer than any in-scope one: out of scope.
             "margin": 0.05,
+            # The classifiers' out-of-scope or unsure vote gives way to the FAQ answer for
+            # a question naming a covered substance, when the ResponseSelector is at least
+            # this sure of it and the message is at least `overrule_lead` more similar to
+            # an in-scope example than to any out-of-scope one (see README, "Model choices").
+            "overrule_confidence": 0.8,
+            "overrule_lead": 0.1,
             # FAQ topics whose answer holds for any substance: never out of scope for
             # naming one the answers do not cover.
             "any_substance_topics": ["faq/self_medicating"],
@@ -382,6 +394,9 @@ class ScopeGuard(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
+            vector = sentence_vector(message)
+            in_scope = self.in_scope_similarity(vector)
+            overruled = self._overrule_out_of_scope_vote(message, vector, in_scope)
             if (
                 self._refuse_dose_question(message)
                 or self._answer_mixing(message)
@@ -398,12 +413,38 @@ class ScopeGuard(GraphComponent):
                 self._replace_intent(message, FALLBACK, confidence=0.0)
                 continue
             if (message.get(INTENT) or {}).get(INTENT_NAME_KEY) in self.intents:
-                vector = sentence_vector(message)
-                in_scope = self.in_scope_similarity(vector)
                 nearest = self._follow_nearest_examples(message, in_scope)
                 not_about = self._check_subject(message, other)
-                self._check_scope(message, vector, in_scope, other, not_about=not_about, nearest=nearest)
+                self._check_scope(message, vector, in_scope, other, not_about=not_about, nearest=nearest,
+                                  overruled=overruled)
         return messages
+
+    def _overrule_out_of_scope_vote(
+        self, message: Message, vector: Optional[np.ndarray], in_scope: Optional[np.ndarray]
+    ) -> Optional[Text]:
+        """Gives the FAQ answer to a question about a covered substance that the
+        classifiers called out of scope or were unsure of, where the ResponseSelector is
+        sure of its answer and the message is clearly more like the in-scope examples;
+        returns the intent overruled. ("how long it takes for withdrawals to go away on
+        oxycodone" sat near out-of-scope questions how long things take.)"""
+        intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+        selected = ((message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ) or {}).get(
+            RESPONSE_SELECTOR_PREDICTION_KEY) or {}
+        if (
+            intent not in (OUT_OF_SCOPE, FALLBACK)
+            or in_scope is None
+            or selected.get("confidence", 0.0) < self.config["overrule_confidence"]
+            or not self.substances.covered.search((message.get(TEXT) or "").lower())
+        ):
+            return None
+        similarity = self.similarities(vector, in_scope)
+        if (
+            similarity["in_scope"] < self.config["min_similarity"]
+            or similarity["in_scope"] - similarity["out_of_scope"] < self.config["overrule_lead"]
+        ):
+            return None
+        self._replace_intent(message, FAQ, confidence=selected["confidence"])
+        return intent
 
     def _refuse_dose_question(self, message: Message) -> bool:
         """A question how much to take gets the dosing refusal (`ask_dosing`), where the
@@ -528,6 +569,7 @@ class ScopeGuard(GraphComponent):
         other_substance: Optional[Text],
         not_about: Optional[Text] = None,
         nearest: Optional[Dict[Text, Any]] = None,
+        overruled: Optional[Text] = None,
     ) -> None:
         decision: Dict[Text, Any] = {"out": False}
         if vector is not None and in_scope is not None:
@@ -540,6 +582,8 @@ class ScopeGuard(GraphComponent):
             decision["not_about"] = not_about
         if nearest:
             decision["nearest"] = nearest
+        if overruled:
+            decision["overruled"] = overruled
         message.set(SCOPE_KEY, decision, add_to_output=True)
         if decision["out"]:
             self._replace_intent(message, OUT_OF_SCOPE, confidence=1.0)

@@ -221,6 +221,42 @@ def test_a_question_the_classifiers_called_out_of_scope_keeps_that_answer(guard)
     assert msg.get("intent")["name"] == "out_of_scope"
 
 
+def sure_of(msg, confidence=0.95):
+    """The ResponseSelector is `confidence` sure of the message's answer."""
+    msg.get("response_selector")["faq"]["response"]["confidence"] = confidence
+    return msg
+
+
+@pytest.mark.parametrize("intent", ["out_of_scope", "nlu_fallback"])
+def test_a_sure_answer_about_a_covered_substance_overrules_an_out_of_scope_vote(guard, intent):
+    msg = sure_of(answered("how long it takes for withdrawals to go away on klonopin", "faq/withdrawal_onset",
+                           intent=intent))
+    guard.process([msg])
+    assert msg.get("intent") == {"name": "faq", "confidence": 0.95}
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/withdrawal_onset"
+    assert msg.get("scope")["overruled"] == intent and msg.get("scope")["out"] is False
+
+
+def test_an_overruled_question_still_goes_through_every_check(guard):
+    msg = sure_of(answered("how many klonopin should i take for wd", "faq/withdrawal_onset", intent="out_of_scope"))
+    guard.process([msg])
+    assert msg.get("intent")["name"] == "ask_dosing"
+
+
+@pytest.mark.parametrize("text, confidence, vector", [
+    ("how long does it take for a cold to go away", 0.95, [0.95, 0.05, 0.1]),  # no covered substance
+    ("how long does klonopin take to go away", 0.6, [0.95, 0.05, 0.1]),  # the answer is not sure
+    ("how long does klonopin take to go away", 0.95, [0.6, 0, 0.8]),  # nearer the out-of-scope example
+    ("how long does klonopin take to go away", 0.95, [0.7, 0, 0.65]),  # not clearly nearer the in-scope one
+])
+def test_an_out_of_scope_vote_stays_without_a_sure_answer_clearly_in_scope(guard, text, confidence, vector):
+    msg = sure_of(answered(text, "faq/withdrawal_onset", intent="out_of_scope"), confidence)
+    msg.features = []
+    msg.add_features(Features(np.asarray([vector] * 2, dtype=np.float32), "sequence", TEXT, "MiniLM"))
+    guard.process([msg])
+    assert msg.get("intent")["name"] == "out_of_scope"
+
+
 @pytest.mark.parametrize("text", [
     "how long does oxycontin stay in the urine",
     "how long does vicodin stay in breast milk",
