@@ -239,6 +239,15 @@ def test_the_wish_to_die_counts_but_its_denial_does_not(nlp, full_list):
     ("is it going to kill my liver to take two lortabs a day", False),
     ("im afraid to go to sleep and not wake up after giving plasma", False),
     ("he wont wake up", True),
+    ("after my shift im driving the kitchen knife into my neck", True),
+    ("going to slice my carotid tonight", True),
+    ("my lawyer always goes for the jugular", False),
+    ("took 20mg methadone today and it helped a ton", False),
+    ("should i take the whole pill all at once or split it", False),
+    ("gonna take the whole bottle all at once", True),
+    ("my brother committed suicide last spring, how do i help my mom grieve", False),
+    ("my brother committed suicide last spring and i might too", True),
+    ("i wouldnt consider myself suicidal, just tired of withdrawal", False),
 ])
 def test_method_questions_count_and_everyday_questions_do_not(nlp, full_list, text, crisis):
     assert bool(full_list.read(nlp(text)).crisis) is crisis
