@@ -245,7 +245,6 @@ def test_the_wish_to_die_counts_but_its_denial_does_not(nlp, full_list):
     ("took 20mg methadone today and it helped a ton", False),
     ("should i take the whole pill all at once or split it", False),
     ("gonna take the whole bottle all at once", True),
-    ("my brother committed suicide last spring, how do i help my mom grieve", False),
     ("my brother committed suicide last spring and i might too", True),
     ("i wouldnt consider myself suicidal, just tired of withdrawal", False),
 ])
