@@ -275,7 +275,8 @@ class ScopeGuard(GraphComponent):
             # The classifiers' out-of-scope or unsure vote gives way to the FAQ answer for
             # a question naming a covered substance, when the ResponseSelector is at least
             # this sure of it and the message is at least `overrule_lead` more similar to
-            # an in-scope example than to any out-of-scope one (see README, "Model choices").
+            # an in-scope example than to any out-of-scope one (see README, "How the assistant
+            # understands a message").
             "overrule_confidence": 0.8,
             "overrule_lead": 0.1,
             # FAQ topics whose answer holds for any substance: never out of scope for
