@@ -395,7 +395,9 @@ class ScopeGuard(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            vector = sentence_vector(message)
+            # Only the intents checked below, and an out-of-scope vote, need the similarities.
+            checked = (message.get(INTENT) or {}).get(INTENT_NAME_KEY) in self.intents | {OUT_OF_SCOPE}
+            vector = sentence_vector(message) if checked else None
             in_scope = self.in_scope_similarity(vector)
             overruled = self._overrule_out_of_scope_vote(message, vector, in_scope)
             if (
