@@ -9,6 +9,7 @@ The phrases live in crisis_patterns.yml beside this file, so they ship with the 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
@@ -71,6 +72,9 @@ SHORTHAND = {"pa": "para", "q": "que", "k": "que", "xq": "porque", "pq": "porque
 # Phones type a curly apostrophe ("don’t", "I’m"), which the lemmatizer does not know:
 # read as the straight one, "I don’t want to live" is "I don't want to live".
 APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'"})
+# A number typed into the next word, "took 45sleeping pills": read as "45 sleeping". A unit
+# ("30mg") or an ordinal ("2nd") is shorter than four letters and stays as it is.
+GLUED_NUMBER = re.compile(r"\b(\d+)([a-z]{4,})\b", re.IGNORECASE)
 
 
 def _token_specs(alternative: Text, nlp: Language) -> List[Dict[Text, Any]]:
@@ -130,15 +134,16 @@ def compile_pattern(pattern: Text, nlp: Language) -> List[List[Dict[Text, Any]]]
 
 
 def for_matching(doc: Doc, nlp: Language) -> Doc:
-    """The message as the patterns read it: a curly apostrophe as a straight one (read
-    again by `nlp`), chat shorthand as the word it stands for, and a full stop after its
-    last word if it has no closing mark.
+    """The message as the patterns read it: a curly apostrophe as a straight one and a
+    number apart from the word typed into it ("45sleeping pills"), chat shorthand as the
+    word it stands for, and a full stop after its last word if it has no closing mark.
 
     A pattern's `!a|b` needs a word to compare: "this could be my way out" (no final
     stop) would otherwise escape "be my way out !of|from". The copy keeps each word's
     lemma, which the patterns read, without running the pipeline again; only a message
-    with a curly apostrophe is parsed a second time, since its lemmas change."""
-    straight = doc.text.translate(APOSTROPHES)
+    with a curly apostrophe or a glued number is parsed a second time, since its words
+    and lemmas change."""
+    straight = GLUED_NUMBER.sub(r"\1 \2", doc.text.translate(APOSTROPHES))
     if straight != doc.text:
         doc = nlp(straight)
     end = [] if len(doc) and doc[-1].is_punct else ["."]

@@ -169,6 +169,14 @@ def test_a_curly_apostrophe_reads_as_a_straight_one(nlp):
         assert m.read(nlp(text)).crisis["category"] == "denied", text
 
 
+def test_a_number_typed_into_the_next_word_reads_apart(nlp):
+    """"took 45sleeping pills" is "took 45 sleeping pills"; "30mg" stays one unit."""
+    m = matcher(nlp, {"pills": {"any": ["=took <many> sleeping"]}})
+    assert m.read(nlp("i just took 45sleeping pills")).crisis["category"] == "pills"
+    assert m.read(nlp("i just took 45 sleeping pills")).crisis["category"] == "pills"
+    assert m.read(nlp("i took 30mg sleeping")).crisis is None
+
+
 @pytest.fixture(scope="module")
 def full_list(nlp):
     """The crisis list as the assistant loads it."""
@@ -247,6 +255,20 @@ def test_the_wish_to_die_counts_but_its_denial_does_not(nlp, full_list):
     ("gonna take the whole bottle all at once", True),
     ("my brother committed suicide last spring and i might too", True),
     ("i wouldnt consider myself suicidal, just tired of withdrawal", False),
+    ("just swallowed a bottle of pills and walking to the train tracks", True),
+    ("how do i sign up for a naloxone training course", False),
+    ("i took it 12 hours ago, when can i take the next one", False),
+    ("i took half the bottle of my xanax an hour ago", True),
+    ("im gonna take all my klonopin", True),
+    ("would it feel like falling asleep forever", True),
+    ("this is my final goodbye", True),
+    ("said my final goodbye to grandpa at the funeral", False),
+    ("i hope this one takes me", True),
+    ("how would fentanyl kill me", True),
+    ("ill take as many as possible", True),
+    ("60mg oxy plus vodka, is that enough", True),
+    ("is 8mg of subs enough to stop withdrawal", False),
+    ("can you overdose on kratom? doing it tonight", True),
 ])
 def test_method_questions_count_and_everyday_questions_do_not(nlp, full_list, text, crisis):
     assert bool(full_list.read(nlp(text)).crisis) is crisis

@@ -31,6 +31,7 @@ FLOORS = {
     "own_blind9": {"topic_accuracy": 0.6, "crisis_recall": 0.85, "false_alarm_rate": 0.16, "out_of_scope_rate": 0.55},
     "own_blind10": {"topic_accuracy": 0.5, "crisis_recall": 0.9, "false_alarm_rate": 0.12, "out_of_scope_rate": 0.62},
     "own_blind11": {"topic_accuracy": 0.28, "crisis_recall": 0.92, "false_alarm_rate": 0.14, "out_of_scope_rate": 0.65},
+    "own_blind12": {"topic_accuracy": 0.45, "crisis_recall": 0.93, "false_alarm_rate": 0.08, "out_of_scope_rate": 0.72},
     # Crisis and non-crisis messages only: no topic or out-of-scope figure.
     "written_blind1": {"crisis_recall": 0.9, "false_alarm_rate": 0.12},
     "written_blind2": {"crisis_recall": 0.83, "false_alarm_rate": 0.12},
