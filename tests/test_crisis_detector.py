@@ -82,6 +82,27 @@ def test_an_overdose_happening_now_is_never_cancelled_by_an_exception(nlp):
     assert found == {"category": "overdose", "phrase": "od right now"}
 
 
+@pytest.mark.parametrize("text, crisis", [
+    # An overdose told as happening, with a question about what to do: never cancelled by
+    # the exceptions for general questions, stories and naloxone how-tos.
+    ("my friend overdosed, how do i know if she needs the hospital", True),
+    ("i think i overdosed, what are the signs that i need the er", True),
+    ("what do i do i overdosed and i feel weird", True),
+    ("my son overdosed back in the bathroom", True),
+    ("he overdosed and i dont know what to do, we watched a video about narcan", True),
+    ("she od'd in the car, how do you use narcan", True),
+    ("i think i overdosed, i survived last time but this feels different", True),
+    ("how can you tell if someone is overdosing", False),
+    ("what are the signs of an overdose", False),
+    ("what does an overdose feel like", False),
+    ("how would i know if someone overdosed on fentanyl", False),
+    ("how do you use narcan", False),
+    ("i overdosed back in 2019 and survived", False),
+])
+def test_an_overdose_told_now_outweighs_the_exceptions(nlp, full_list, text, crisis):
+    assert bool(full_list.read(nlp(text)).crisis) is crisis
+
+
 def detect(nlp, text, intent, confidence, ranking=()):
     message = Message(data={"text": text})
     message.set("intent", {"name": intent, "confidence": confidence})
