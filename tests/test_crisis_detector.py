@@ -290,6 +290,19 @@ def test_the_wish_to_die_counts_but_its_denial_does_not(nlp, full_list):
     ("60mg oxy plus vodka, is that enough", True),
     ("is 8mg of subs enough to stop withdrawal", False),
     ("can you overdose on kratom? doing it tonight", True),
+    ("whats the quickest thing to overdose on", True),
+    ("im looking for pills to od on", True),
+    ("which meds would kill me", True),
+    ("i have 20 of my xanax here, would that kill me", True),
+    ("my ceiling fan wobbles, will it kill me", False),
+    ("it is easy to overdose on methadone when you start, go slow", False),
+    ("about to take all these sleeping pills", True),
+    ("im going to take a bunch of pills when i get home", True),
+    ("i take a lot of pills for my back", False),
+    ("took more oxy than i should have and im scared", True),
+    ("i hope i die in my sleep tonight", True),
+    ("i hope i dont die from this withdrawal", False),
+    ("i keep thinking about overdosing", True),
 ])
 def test_method_questions_count_and_everyday_questions_do_not(nlp, full_list, text, crisis):
     assert bool(full_list.read(nlp(text)).crisis) is crisis
