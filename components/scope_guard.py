@@ -102,6 +102,7 @@ OPIOIDS = "opioids"
 BENZODIAZEPINES = "benzodiazepines"
 DETOX_MEDICINES = "detox_medicines"
 MIX_TOPIC = "faq/klonopin_opioid_mix"
+BENZO_WITHDRAWAL_TOPIC = "faq/benzo_withdrawal"
 PRESCRIBED_TOPIC = "faq/prescribed_medicine"
 # Words that ask about taking two drugs together, and those that join two drug names.
 MIXING_WORDS = re.compile(r"\b(?:mix(?:ing|ed|es)?|combin(?:e|ed|es|ing|ation)|combo|together|synergy)\b")
@@ -113,6 +114,11 @@ JOINING_WORDS = r"(?:\b(?:with|and|plus|while on|on top of)\b|\+)"
 # with kicking". A plain question about X ("does X help with withdrawal?") is not a plan.
 WITHDRAWAL_WORDS = r"withdrawa?ls?|withdrawl?s|withdraws|wds?|w/ds?|dope ?sick(?:ness)?|detox(?:ing)?|kick(?:ing)?"
 WITHDRAWAL = re.compile(rf"\b(?:{WITHDRAWAL_WORDS})\b")
+# Coming off a drug: "tapering off", "ran out of my", "withdrawal from".
+COMING_OFF = (
+    r"off|from|quit|quitting|stop|stopping|stopped|taper|tapering|kick|kicking|without|no more"
+    r"|ran out of|run out of|running out of|wean off|weaning off|weaned off"
+)
 SELF_TREATMENT_PLAN = re.compile(
     r"\b(?:can|could|should|will|would) i (?:just )?(?:take|use|try|drink|smoke|pop)\b"
     r"|\b(?:gonna|going to|about to|planning to|plan to|i'?ll|i will) (?:just )?(?:take|use|try|drink|smoke|pop)\b"
@@ -182,6 +188,10 @@ class Substances:
         opioid = f"(?:{self.groups[OPIOIDS].pattern}|{self.groups[DETOX_MEDICINES].pattern})"
         near = rf"(?:\W+[\w']+){{0,3}}?\W*(?<!help )(?<!helps ){JOINING_WORDS}\W*(?:[\w']+\W+){{0,3}}?"
         self.benzo_joined_to_opioid = re.compile(f"{benzo}{near}{opioid}|{opioid}{near}{benzo}")
+        # Coming off a benzodiazepine: "tapering off klonopin", "xanax wd", "ran out of my klonopin".
+        self.benzo_withdrawal = re.compile(
+            rf"\b(?:{COMING_OFF})\s+(?:of\s+)?(?:(?:my|the|her|his)\s+)?{benzo}|{benzo}\s+(?:{WITHDRAWAL_WORDS})\b"
+        )
         self.opioid_for_withdrawal = re.compile(
             rf"({self.groups[OPIOIDS].pattern})\s+(?:any good\s+)?(?:for|to)\s+"
             r"(?:(?!and\b|but\b|years?\b|months?\b|weeks?\b|days?\b)[a-z']+\s+){0,3}"
@@ -227,6 +237,12 @@ class Substances:
         if MIXING_WORDS.search(text):
             return self.names_group(OPIOIDS, text) or self.names_group(DETOX_MEDICINES, text)
         return bool(self.benzo_joined_to_opioid.search(text))
+
+    def quits_benzo_only(self, text: Text) -> bool:
+        """The text is about coming off a benzodiazepine and names no opioid: benzodiazepine
+        withdrawal ("how long does it take to start feeling xanax wd"), not opiate withdrawal."""
+        text = text.lower()
+        return bool(self.benzo_withdrawal.search(text)) and not self.names_group(OPIOIDS, text)
 
     def names_any(self, text: Text) -> bool:
         text = text.lower()
@@ -403,6 +419,7 @@ class ScopeGuard(GraphComponent):
             if (
                 self._refuse_dose_question(message)
                 or self._answer_mixing(message)
+                or self._answer_benzo_withdrawal(message)
                 or self._decline_drug_test_question(message)
             ):
                 continue
@@ -488,6 +505,21 @@ class ScopeGuard(GraphComponent):
             return False
         self._give_answer(message, MIX_TOPIC)
         message.set(SCOPE_KEY, {"out": False, "mixing": True}, add_to_output=True)
+        return True
+
+    def _answer_benzo_withdrawal(self, message: Message) -> bool:
+        """Coming off a benzodiazepine, with no opioid named, gets the answer on benzodiazepine
+        withdrawal (it can cause seizures: see a doctor), never an answer about opiate
+        withdrawal, where the classifiers chose another FAQ topic, a medicine, out of scope
+        or nothing sure."""
+        if (
+            (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in self.intents | {OUT_OF_SCOPE}
+            or not (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ)
+            or not self.substances.quits_benzo_only(message.get(TEXT) or "")
+        ):
+            return False
+        self._give_answer(message, BENZO_WITHDRAWAL_TOPIC)
+        message.set(SCOPE_KEY, {"out": False, "benzo_withdrawal": True}, add_to_output=True)
         return True
 
     def _answer_self_treatment(self, message: Message, other: Optional[Text]) -> bool:

@@ -303,6 +303,28 @@ def test_a_question_naming_a_benzo_and_an_opioid_but_not_their_mixing_keeps_its_
     assert "mixing" not in msg.get("scope")
 
 
+@pytest.mark.parametrize("text", [
+    "How long does it take to start feeling Xanax WD?",
+    "tapering off my klonopin and the panic is awful",
+    "ran out of my klonopin 3 days early, is that dangerous",
+])
+def test_coming_off_a_benzo_gets_the_answer_on_benzo_withdrawal(guard, text):
+    [msg] = guard.process([answered(text, "faq/klonopin_for_withdrawal")])
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == "faq/benzo_withdrawal"
+    assert msg.get("scope") == {"out": False, "benzo_withdrawal": True}
+
+
+@pytest.mark.parametrize("text, topic", [
+    ("does klonopin help with opiate withdrawal", "faq/klonopin_for_withdrawal"),
+    ("can klonopin ease withdrawal", "faq/klonopin_for_withdrawal"),
+    ("tapering off xanax while i come off oxy", "faq/withdrawal_symptoms"),
+])
+def test_klonopin_for_opiate_withdrawal_keeps_its_answer(guard, text, topic):
+    [msg] = guard.process([answered(text, topic)])
+    assert msg.get("response_selector")["faq"]["response"]["intent_response_key"] == topic
+    assert "benzo_withdrawal" not in msg.get("scope")
+
+
 @pytest.mark.parametrize("text, intent, topic", [
     ("does naltrexone keep me from overdosing if i relapse", "ask_medication", None),
     ("is tramadol any good for getting through heroin withdrawal", "faq", "faq/self_medicating"),
