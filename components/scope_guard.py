@@ -114,10 +114,11 @@ JOINING_WORDS = r"(?:\b(?:with|and|plus|while on|on top of)\b|\+)"
 # with kicking". A plain question about X ("does X help with withdrawal?") is not a plan.
 WITHDRAWAL_WORDS = r"withdrawa?ls?|withdrawl?s|withdraws|wds?|w/ds?|dope ?sick(?:ness)?|detox(?:ing)?|kick(?:ing)?"
 WITHDRAWAL = re.compile(rf"\b(?:{WITHDRAWAL_WORDS})\b")
-# Coming off a drug: "tapering off", "ran out of my", "withdrawal from".
+# Coming off a drug: "tapering off", "ran out of my", "withdrawal from" (not "dizzy from my
+# klonopin", a side effect).
 COMING_OFF = (
-    r"off|from|quit|quitting|stop|stopping|stopped|taper|tapering|kick|kicking|without|no more"
-    r"|ran out of|run out of|running out of|wean off|weaning off|weaned off"
+    r"off|quit|quitting|stop|stopping|stopped|taper|tapering|kick|kicking|no more"
+    r"|ran out of|run out of|running out of|withdrawals? from|withdrawing from|detox(?:ing)? from"
 )
 SELF_TREATMENT_PLAN = re.compile(
     r"\b(?:can|could|should|will|would) i (?:just )?(?:take|use|try|drink|smoke|pop)\b"

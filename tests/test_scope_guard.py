@@ -318,6 +318,7 @@ def test_coming_off_a_benzo_gets_the_answer_on_benzo_withdrawal(guard, text):
     ("does klonopin help with opiate withdrawal", "faq/klonopin_for_withdrawal"),
     ("can klonopin ease withdrawal", "faq/klonopin_for_withdrawal"),
     ("tapering off xanax while i come off oxy", "faq/withdrawal_symptoms"),
+    ("i feel dizzy from my klonopin", "faq/klonopin_what"),
 ])
 def test_klonopin_for_opiate_withdrawal_keeps_its_answer(guard, text, topic):
     [msg] = guard.process([answered(text, topic)])
