@@ -258,10 +258,15 @@ def names_medicine(message: Message) -> bool:
     return any(entity.get(ENTITY_ATTRIBUTE_TYPE) == MEDICATION for entity in message.get(ENTITIES) or [])
 
 
+def faq_selection(message: Message) -> Dict[Text, Any]:
+    """The ResponseSelector's prediction for the FAQ (topic and confidence), or {}."""
+    selected = (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ) or {}
+    return selected.get(RESPONSE_SELECTOR_PREDICTION_KEY) or {}
+
+
 def faq_topic(message: Message) -> Optional[Text]:
     """The FAQ topic the ResponseSelector chose ("faq/withdrawal_onset"), if any."""
-    selected = (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ) or {}
-    return (selected.get(RESPONSE_SELECTOR_PREDICTION_KEY) or {}).get(INTENT_RESPONSE_KEY)
+    return faq_selection(message).get(INTENT_RESPONSE_KEY)
 
 
 def _matrix(vectors: List[np.ndarray], width: int) -> np.ndarray:
@@ -449,8 +454,7 @@ class ScopeGuard(GraphComponent):
         returns the intent overruled. ("how long it takes for withdrawals to go away on
         oxycodone" sat near out-of-scope questions how long things take.)"""
         intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
-        selected = ((message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ) or {}).get(
-            RESPONSE_SELECTOR_PREDICTION_KEY) or {}
+        selected = faq_selection(message)
         if (
             intent not in (OUT_OF_SCOPE, FALLBACK)
             or in_scope is None
@@ -491,6 +495,21 @@ class ScopeGuard(GraphComponent):
         message.set(SCOPE_KEY, {"out": out, reason: True}, add_to_output=True)
         return True
 
+    def _may_answer_by_words(self, message: Message) -> bool:
+        """The classifiers chose an FAQ topic, a medicine, out of scope or nothing sure, and
+        the ResponseSelector ranked the FAQ answers: an answer chosen by the message's words
+        may take its place."""
+        return (
+            (message.get(INTENT) or {}).get(INTENT_NAME_KEY) in self.intents | {OUT_OF_SCOPE}
+            and bool((message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ))
+        )
+
+    def _answer_by_words(self, message: Message, topic: Text, reason: Text, value: Any = True) -> bool:
+        """Gives the message `topic`'s answer; `scope.<reason>` says why."""
+        self._give_answer(message, topic)
+        message.set(SCOPE_KEY, {"out": False, reason: value}, add_to_output=True)
+        return True
+
     def _answer_mixing(self, message: Message) -> bool:
         """A question about a benzodiazepine together with an opioid gets the answer on
         mixing them, the deadliest combination the answers cover, whatever the
@@ -498,30 +517,21 @@ class ScopeGuard(GraphComponent):
         about buprenorphine alone). The answer on prescribed medicines stays: it covers
         both, and that they are not to be stopped on one's own."""
         if (
-            (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in self.intents | {OUT_OF_SCOPE}
-            or not (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ)
+            not self._may_answer_by_words(message)
             or (message.get(INTENT)[INTENT_NAME_KEY] == FAQ and faq_topic(message) == PRESCRIBED_TOPIC)
             or not self.substances.mixes(message.get(TEXT) or "")
         ):
             return False
-        self._give_answer(message, MIX_TOPIC)
-        message.set(SCOPE_KEY, {"out": False, "mixing": True}, add_to_output=True)
-        return True
+        return self._answer_by_words(message, MIX_TOPIC, "mixing")
 
     def _answer_benzo_withdrawal(self, message: Message) -> bool:
         """Coming off a benzodiazepine, with no opioid named, gets the answer on benzodiazepine
         withdrawal (it can cause seizures: see a doctor), never an answer about opiate
         withdrawal, where the classifiers chose another FAQ topic, a medicine, out of scope
         or nothing sure."""
-        if (
-            (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in self.intents | {OUT_OF_SCOPE}
-            or not (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ)
-            or not self.substances.quits_benzo_only(message.get(TEXT) or "")
-        ):
+        if not self._may_answer_by_words(message) or not self.substances.quits_benzo_only(message.get(TEXT) or ""):
             return False
-        self._give_answer(message, BENZO_WITHDRAWAL_TOPIC)
-        message.set(SCOPE_KEY, {"out": False, "benzo_withdrawal": True}, add_to_output=True)
-        return True
+        return self._answer_by_words(message, BENZO_WITHDRAWAL_TOPIC, "benzo_withdrawal")
 
     def _answer_self_treatment(self, message: Message, other: Optional[Text]) -> bool:
         """Gives a message about treating withdrawal with another substance (an uncovered
@@ -529,15 +539,9 @@ class ScopeGuard(GraphComponent):
         of `any_substance_topics`), where the classifiers chose an FAQ topic, a medicine,
         out of scope or nothing sure."""
         substance = self.substances.self_treatment(message.get(TEXT) or "", other)
-        if (
-            not substance
-            or (message.get(INTENT) or {}).get(INTENT_NAME_KEY) not in self.intents | {OUT_OF_SCOPE}
-            or not (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(FAQ)
-        ):
+        if not substance or not self._may_answer_by_words(message):
             return False
-        self._give_answer(message, self.config["any_substance_topics"][0])
-        message.set(SCOPE_KEY, {"out": False, "self_treatment": substance}, add_to_output=True)
-        return True
+        return self._answer_by_words(message, self.config["any_substance_topics"][0], "self_treatment", substance)
 
     def _follow_nearest_examples(
         self, message: Message, similarity: Optional[np.ndarray]
